@@ -1,0 +1,47 @@
+# SPDX-License-Identifier: GPL-2.0
+# contigmem: the entry points. Each target builds what is stale and says what it does.
+#
+#   make              build contigmem.ko (against KDIR, by default the cached test kernel)
+#   make run          set up, build, boot the test kernel, load the module, run the demo
+#                     (RUN='cmd' runs your own command in the guest, FILES='a b' adds files)
+#   make test         set up, build, run the test suite in the guest and the harness self-tests
+#   make kernel       fetch and build the test kernel (FLAVOUR=debug|bench)
+#   make deps         install the Debian packages and bindgen the build needs
+#   make userspace    build the static guest binaries (library, CLI, tests)
+#   make clean        remove the repo's build output (the kernel cache stays)
+
+FLAVOUR ?= debug
+export FLAVOUR
+KDIR ?=
+RUN ?= contigmem info
+FILES ?=
+TARGET := x86_64-unknown-linux-gnu
+BINDIR := $(CURDIR)/userspace/target/$(TARGET)/release
+
+.PHONY: all module deps kernel userspace run test clean
+
+all: module
+
+module:
+	@KDIR="$(KDIR)" qemu/module.sh >/dev/null
+
+deps:
+	@qemu/deps.sh
+
+kernel: deps
+	@qemu/kernel.sh >/dev/null
+
+userspace:
+	@echo "userspace: cargo build (static binaries for the guest)"
+	@cd userspace && RUSTFLAGS="-C target-feature=+crt-static" \
+		cargo build --quiet --release --locked --target $(TARGET)
+
+run: deps userspace
+	@MODULE=$$(qemu/module.sh) BINDIR=$(BINDIR) qemu/run.sh --exec '$(RUN)' \
+		$(foreach f,$(FILES),--add $(f))
+
+test: deps userspace
+	@BINDIR=$(BINDIR) tests/run.sh
+
+clean:
+	rm -rf out userspace/target

@@ -1,0 +1,100 @@
+/* SPDX-License-Identifier: GPL-2.0 WITH Linux-syscall-note */
+/*
+ * contigmem: memory from each of the kernel's allocators, mapped to userspace through
+ * /dev/contigmem.
+ *
+ * Every structure is fixed-size, 64-bit aligned and has no implicit padding. Fields marked "in"
+ * are read by the kernel, "out" written by it. Reserved fields and unknown flags must be zero and
+ * unknown kinds are rejected (EINVAL), so the ABI can grow. The Rust module mirrors this file in
+ * rust/abi.rs; a test checks that sizes and offsets agree.
+ *
+ * Use:
+ *	struct contigmem_alloc a = { .size = 1 << 20, .kind = CONTIGMEM_KIND_PAGES, .node = -1 };
+ *	ioctl(fd, CONTIGMEM_IOC_ALLOC, &a);
+ *	p = mmap(NULL, a.size, PROT_READ | PROT_WRITE, MAP_SHARED, fd, a.mmap_offset);
+ *	...
+ *	munmap(p, a.size);
+ *	ioctl(fd, CONTIGMEM_IOC_FREE, &(struct contigmem_free){ .id = a.id });
+ */
+#ifndef _UAPI_LINUX_CONTIGMEM_H
+#define _UAPI_LINUX_CONTIGMEM_H
+
+#include <linux/ioctl.h>
+#include <linux/types.h>
+
+#define CONTIGMEM_ABI_VERSION	1
+
+/* Back-ends: which kernel allocator a buffer comes from. */
+enum contigmem_kind {
+	CONTIGMEM_KIND_KMALLOC = 0,	/* kmalloc: contiguous, up to KMALLOC_MAX_SIZE */
+	CONTIGMEM_KIND_KZALLOC = 1,	/* kzalloc: as kmalloc, zeroed by the allocator */
+	CONTIGMEM_KIND_VMALLOC = 2,	/* vmalloc: virtually contiguous only */
+	CONTIGMEM_KIND_PAGES = 3,	/* alloc_pages(order): contiguous, naturally aligned */
+	CONTIGMEM_KIND_HUGE = 4,	/* alloc_contig_pages: contiguous, 1 GiB and more */
+	CONTIGMEM_KIND_COUNT = 5,
+};
+
+#define CONTIGMEM_KINDS_MAX	8	/* length of contigmem_version.max_size */
+
+/* contigmem_alloc.flags */
+#define CONTIGMEM_ALLOC_UNINIT	(1U << 0)	/* do not zero: CAP_SYS_ADMIN only (EPERM) */
+#define CONTIGMEM_ALLOC_FLAGS	(CONTIGMEM_ALLOC_UNINIT)
+
+/* contigmem_info.flags */
+#define CONTIGMEM_INFO_CONTIGUOUS	(1U << 0)	/* physically contiguous */
+#define CONTIGMEM_INFO_UNINIT		(1U << 1)	/* allocated with CONTIGMEM_ALLOC_UNINIT */
+
+struct contigmem_version {
+	__u32 abi_version;		/* out: CONTIGMEM_ABI_VERSION */
+	__u32 kinds;			/* out: bit (1 << kind) set for each supported kind */
+	__u64 page_size;		/* out: PAGE_SIZE */
+	__u64 max_size[CONTIGMEM_KINDS_MAX];	/* out: largest size per kind, in bytes */
+	__u64 max_total_bytes;		/* out: the global cap on live bytes */
+	__u64 max_file_bytes;		/* out: the cap on live bytes per open file */
+	__u64 live_bytes;		/* out: bytes held by all buffers, freed-but-mapped included */
+	__u64 live_buffers;		/* out: buffers whose memory is still held */
+	__u64 reserved[2];		/* out: zero */
+};
+
+struct contigmem_alloc {
+	__u64 size;		/* in: bytes, rounded up to whole pages */
+	__u32 kind;		/* in: enum contigmem_kind */
+	__u32 flags;		/* in: CONTIGMEM_ALLOC_* */
+	__s32 node;		/* in: NUMA node, or -1 for any */
+	__u32 reserved0;	/* in: zero */
+	__u64 align;		/* in: 0, or a power of two >= page size (PAGES, HUGE only) */
+	__u64 reserved1[2];	/* in: zero */
+	__u64 id;		/* out: the buffer's id, for FREE and INFO */
+	__u64 mmap_offset;	/* out: the mmap offset (an opaque cookie) of the buffer */
+	__u64 reserved_size;	/* out: the bytes actually reserved */
+	__u64 phys_addr;	/* out: physical address (0 without CAP_SYS_ADMIN) */
+	__u64 alloc_ns;		/* out: time the allocation (and zeroing) took */
+	__u64 reserved2[2];	/* out: zero */
+};
+
+struct contigmem_free {
+	__u64 id;		/* in: a buffer of this file */
+	__u64 reserved;		/* in: zero */
+};
+
+struct contigmem_info {
+	__u64 id;		/* in: a buffer of this file */
+	__u32 kind;		/* out: enum contigmem_kind */
+	__u32 flags;		/* out: CONTIGMEM_INFO_* */
+	__u64 size;		/* out: bytes reserved */
+	__u64 mmap_offset;	/* out: as returned by ALLOC */
+	__u64 phys_addr;	/* out: physical address of the first byte (0 without CAP_SYS_ADMIN) */
+	__u64 segments;		/* out: number of physically contiguous runs */
+	__u64 mappings;		/* out: number of live user mappings (VMAs) */
+	__s32 node;		/* out: NUMA node of the first page */
+	__u32 reserved0;	/* out: zero */
+	__u64 reserved[3];	/* out: zero */
+};
+
+#define CONTIGMEM_IOC_MAGIC	0xCD
+#define CONTIGMEM_IOC_VERSION	_IOR(CONTIGMEM_IOC_MAGIC, 0x10, struct contigmem_version)
+#define CONTIGMEM_IOC_ALLOC	_IOWR(CONTIGMEM_IOC_MAGIC, 0x11, struct contigmem_alloc)
+#define CONTIGMEM_IOC_FREE	_IOW(CONTIGMEM_IOC_MAGIC, 0x12, struct contigmem_free)
+#define CONTIGMEM_IOC_INFO	_IOWR(CONTIGMEM_IOC_MAGIC, 0x13, struct contigmem_info)
+
+#endif /* _UAPI_LINUX_CONTIGMEM_H */

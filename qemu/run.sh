@@ -1,0 +1,187 @@
+#!/usr/bin/env bash
+# SPDX-License-Identifier: GPL-2.0
+# Boots the test kernel under QEMU with an initramfs holding busybox, contigmem.ko, the
+# userspace binaries and any extra files, runs a payload command in the guest, and judges the run.
+#
+#   qemu/run.sh [--exec CMD] [--add FILE]... [--tap] [--no-load] [--timeout S] [--mem SIZE]
+#
+# The run fails (exit 1) when the payload fails, when the kernel log shows an oops, BUG,
+# WARNING, KASAN/UBSAN report, lockdep splat, kmemleak leak or hung task, when a taint flag
+# other than the out-of-tree one appears, or when the guest does not finish within the timeout.
+# With --tap, the payload's TAP lines are counted and the last line is `N passed, N failed`.
+# Knobs (environment): KBUILD (kernel build tree), KERNEL (bzImage), MODULE (contigmem.ko), BINDIR (guest binaries),
+# MEM (4G), SMP (2), TIMEOUT (600), LEAKCHECK (1: kmemleak scan at the end, ~30 s at 4G),
+# LOGDIR (out/$FLAVOUR/logs), QEMU_EXTRA, APPEND_EXTRA.
+set -euo pipefail
+here=$(cd "$(dirname "$0")" && pwd)
+repo=$(dirname "$here")
+. "$here/env.sh"
+say() { printf 'run: %s\n' "$*" >&2; }
+die() { say "error: $*"; exit 1; }
+
+CMD=${CMD:-}
+MEM=${MEM:-4G}
+SMP=${SMP:-2}
+TIMEOUT=${TIMEOUT:-600}
+LEAKCHECK=${LEAKCHECK:-1}
+LOAD=1
+TAP=0
+ADD=()
+while [ $# -gt 0 ]; do
+	case "$1" in
+	--exec) CMD=$2; shift 2 ;;
+	--add) ADD+=("$2"); shift 2 ;;
+	--tap) TAP=1; shift ;;
+	--no-load) LOAD=0; shift ;;
+	--timeout) TIMEOUT=$2; shift 2 ;;
+	--mem) MEM=$2; shift 2 ;;
+	-h|--help) sed -n '3,15p' "$0"; exit 0 ;;
+	*) die "unknown argument '$1' (see --help)" ;;
+	esac
+done
+[ -n "$CMD" ] || die "nothing to run: give --exec CMD"
+KBUILD=${KBUILD:-$("$here/kernel.sh")}
+KERNEL=${KERNEL:-$KBUILD/arch/x86/boot/bzImage}
+MODULE=${MODULE:-}
+BINDIR=${BINDIR:-$repo/userspace/target/x86_64-unknown-linux-gnu/release}
+LOGDIR=${LOGDIR:-$repo/out/$FLAVOUR/logs}
+[ -f "$KERNEL" ] || die "no kernel image at $KERNEL (make kernel)"
+BUSYBOX=$(command -v busybox) || die "busybox not found (make deps)"
+
+mkdir -p "$LOGDIR"
+work=$(mktemp -d "${TMPDIR:-/tmp}/contigmem-run.XXXXXX")
+trap 'rm -rf "$work"' EXIT
+console="$LOGDIR/console.log"
+output="$LOGDIR/output.log"
+: > "$console"
+: > "$output"
+
+# The guest's /init: mount the usual file systems, note the taint, load the module, run the
+# payload with its output on ttyS1, look for leaks, report, and end QEMU.
+cat > "$work/init" <<INIT
+#!/bin/busybox sh
+/bin/busybox --install -s /bin
+export PATH=/bin:/sbin:/usr/bin
+mount -t proc proc /proc
+mount -t sysfs sysfs /sys
+mount -t devtmpfs devtmpfs /dev
+mount -t debugfs debugfs /sys/kernel/debug
+mount -t tmpfs tmpfs /tmp
+mkdir -p /sys/fs/cgroup && mount -t cgroup2 cgroup2 /sys/fs/cgroup 2>/dev/null
+out=/dev/ttyS1
+mark() { echo "contigmem-guest: \$*" > /dev/console; echo "contigmem-guest: \$*" > \$out; }
+taint_before=\$(cat /proc/sys/kernel/tainted)
+[ -w /sys/kernel/debug/kmemleak ] && echo clear > /sys/kernel/debug/kmemleak
+mark "kernel \$(uname -r)"
+if [ $LOAD = 1 ]; then
+	if insmod /contigmem.ko; then
+		mark "module contigmem loaded; \$(ls -l /dev/contigmem)"
+	else
+		mark "insmod /contigmem.ko failed"
+	fi
+fi
+cd /
+sh /payload.sh > \$out 2>&1 < /dev/null
+rc=\$?
+mark "exit=\$rc"
+if [ $LEAKCHECK = 1 ] && [ -w /sys/kernel/debug/kmemleak ]; then
+	# kmemleak reports objects older than 5 s: let the payload's last ones age, scan twice.
+	sleep 6
+	echo scan > /sys/kernel/debug/kmemleak
+	echo scan > /sys/kernel/debug/kmemleak
+	cat /sys/kernel/debug/kmemleak > /dev/console
+fi
+mark "taint before=\$taint_before after=\$(cat /proc/sys/kernel/tainted)"
+mark "done"
+sync
+reboot -f
+INIT
+
+# The initramfs is described for the kernel's gen_init_cpio, so it needs no root and no mknod.
+gen="$work/gen_init_cpio"
+cc -O2 -o "$gen" "$KBUILD/source/usr/gen_init_cpio.c"
+printf '%s\n' "$CMD" > "$work/payload.sh"
+{
+	echo "dir /dev 0755 0 0"
+	echo "nod /dev/console 0600 0 0 c 5 1"
+	for d in /bin /sbin /usr /usr/bin /proc /sys /tmp /root /lib /lib/modules; do echo "dir $d 0755 0 0"; done
+	echo "file /bin/busybox $BUSYBOX 0755 0 0"
+	echo "file /init $work/init 0755 0 0"
+	echo "file /payload.sh $work/payload.sh 0755 0 0"
+	[ -z "$MODULE" ] || echo "file /contigmem.ko $MODULE 0644 0 0"
+	for b in "$BINDIR"/contigmem "$BINDIR"/contigmem-tests; do
+		[ -f "$b" ] && echo "file /bin/$(basename "$b") $b 0755 0 0"
+	done
+	for f in ${ADD[@]+"${ADD[@]}"}; do
+		[ -e "$f" ] || die "--add $f: no such file"
+		mode=0644; [ -x "$f" ] && mode=0755
+		echo "file /$(basename "$f") $(readlink -f "$f") $mode 0 0"
+	done
+} > "$work/initramfs.list"
+"$gen" "$work/initramfs.list" > "$work/initramfs.cpio"
+
+say "booting $(basename "$KERNEL") ($MEM, $SMP CPUs, timeout ${TIMEOUT}s): $CMD"
+tail -n +1 -F "$output" 2>/dev/null &
+tailpid=$!
+start=$(date +%s)
+set +e
+# shellcheck disable=SC2086
+timeout -k 5 "$TIMEOUT" qemu-system-x86_64 -nodefaults -no-reboot -display none \
+	-machine q35 -cpu max -m "$MEM" -smp "$SMP" \
+	-kernel "$KERNEL" -initrd "$work/initramfs.cpio" \
+	-append "console=ttyS0 panic=-1 oops=panic_off loglevel=7 printk.time=1 ${APPEND_EXTRA:-}" \
+	-serial "file:$console" -serial "file:$output" ${QEMU_EXTRA:-} < /dev/null
+qrc=$?
+set -e
+sleep 0.3
+kill "$tailpid" 2>/dev/null || true
+wait "$tailpid" 2>/dev/null || true
+say "guest ran $(( $(date +%s) - start )) s; console log: $console, payload output: $output"
+
+# The verdict.
+problems=()
+[ "$qrc" -eq 124 ] || [ "$qrc" -eq 137 ] && problems+=("guest timed out after ${TIMEOUT}s (hung guest)")
+tr -d '\r' < "$console" > "$work/console"
+tr -d '\r' < "$output" > "$work/output"
+markers='BUG:|WARNING:|KASAN:|UBSAN:|general protection fault|Oops|kernel BUG at|Kernel panic|unreferenced object|INFO: task .* blocked|possible recursive locking|possible circular locking|inconsistent lock state|rcu_.*detected stall|Call Trace:'
+if grep -Eq "$markers" "$work/console"; then
+	first=$(grep -Em1 "$markers" "$work/console" | sed 's/^\[[ 0-9.]*\] //')
+	problems+=("kernel reported: $first")
+fi
+done_line=$(grep -c '^contigmem-guest: done' "$work/console" || true)
+[ "$done_line" -ge 1 ] || [ "$qrc" -eq 124 ] || problems+=("guest did not finish (crash or panic before the end; see $console)")
+rc_line=$(sed -n 's/^contigmem-guest: exit=\([0-9]*\).*/\1/p' "$work/console" | tail -n1)
+payload_failed=0
+if [ -n "$rc_line" ] && [ "$rc_line" != 0 ]; then
+	say "FAIL: payload exited with status $rc_line"
+	payload_failed=1
+fi
+taint=$(sed -n 's/^contigmem-guest: taint before=\([0-9]*\) after=\([0-9]*\).*/\1 \2/p' "$work/console" | tail -n1)
+if [ -n "$taint" ]; then
+	read -r before after <<< "$taint"
+	# Allowed: O (4096, out-of-tree module) and N (262144, KUnit tests ran).
+	new=$(( after & ~before & ~4096 & ~262144 ))
+	[ "$new" -eq 0 ] || problems+=("new kernel taint $new (before $before, after $after; see Documentation/admin-guide/tainted-kernels.rst)")
+fi
+if grep -q '^contigmem-guest: insmod /contigmem.ko failed' "$work/console"; then
+	problems+=("insmod contigmem.ko failed")
+fi
+
+status=$payload_failed
+for p in ${problems[@]+"${problems[@]}"}; do
+	say "FAIL: $p"
+	status=1
+done
+if [ "$TAP" = 1 ]; then
+	passed=$(grep -Ec '^ok ' "$work/output" || true)
+	failed=$(grep -Ec '^not ok ' "$work/output" || true)
+	# A problem the TAP lines cannot show (a kernel report, a hang, a payload that failed
+	# without a failing test line) counts as a failed test.
+	failed=$(( failed + ${#problems[@]} ))
+	[ "$payload_failed" = 0 ] || [ "$(grep -Ec '^not ok ' "$work/output" || true)" -gt 0 ] || failed=$((failed + 1))
+	[ "$passed" -gt 0 ] || [ "$failed" -gt 0 ] || { failed=1; say "FAIL: the payload ran no test"; }
+	[ "$failed" -eq 0 ] || status=1
+	echo "$passed passed, $failed failed"
+fi
+[ "$status" -eq 0 ] && say "PASS"
+exit "$status"

@@ -1,0 +1,115 @@
+// SPDX-License-Identifier: GPL-2.0
+
+//! The ABI of `/dev/contigmem`: the Rust mirror of `include/uapi/linux/contigmem.h`.
+//!
+//! This file uses `core` only, so that the kernel module and the userspace library compile the
+//! very same definitions; a host test (`userspace/contigmem/tests/abi.rs`) compiles the C header
+//! and checks that every size, field offset and ioctl number agrees with it.
+
+// The kernel module uses part of it and sees its `pub` items as crate-private.
+#![allow(dead_code, unreachable_pub)]
+
+/// The ABI version reported by `CONTIGMEM_IOC_VERSION`.
+pub const ABI_VERSION: u32 = 1;
+
+/// Number of back-ends (`enum contigmem_kind`).
+pub const KIND_COUNT: u32 = 5;
+/// Length of [`Version::max_size`].
+pub const KINDS_MAX: usize = 8;
+
+pub const KIND_KMALLOC: u32 = 0;
+pub const KIND_KZALLOC: u32 = 1;
+pub const KIND_VMALLOC: u32 = 2;
+pub const KIND_PAGES: u32 = 3;
+pub const KIND_HUGE: u32 = 4;
+
+/// Do not zero the buffer: allowed to `CAP_SYS_ADMIN` only.
+pub const ALLOC_UNINIT: u32 = 1 << 0;
+/// Every flag `CONTIGMEM_IOC_ALLOC` knows.
+pub const ALLOC_FLAGS: u32 = ALLOC_UNINIT;
+
+/// The buffer is physically contiguous.
+pub const INFO_CONTIGUOUS: u32 = 1 << 0;
+/// The buffer was allocated with [`ALLOC_UNINIT`].
+pub const INFO_UNINIT: u32 = 1 << 1;
+
+/// `struct contigmem_version`.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Version {
+    pub abi_version: u32,
+    pub kinds: u32,
+    pub page_size: u64,
+    pub max_size: [u64; KINDS_MAX],
+    pub max_total_bytes: u64,
+    pub max_file_bytes: u64,
+    pub live_bytes: u64,
+    pub live_buffers: u64,
+    pub reserved: [u64; 2],
+}
+
+/// `struct contigmem_alloc`.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Alloc {
+    pub size: u64,
+    pub kind: u32,
+    pub flags: u32,
+    pub node: i32,
+    pub reserved0: u32,
+    pub align: u64,
+    pub reserved1: [u64; 2],
+    pub id: u64,
+    pub mmap_offset: u64,
+    pub reserved_size: u64,
+    pub phys_addr: u64,
+    pub alloc_ns: u64,
+    pub reserved2: [u64; 2],
+}
+
+/// `struct contigmem_free`.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Free {
+    pub id: u64,
+    pub reserved: u64,
+}
+
+/// `struct contigmem_info`.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Info {
+    pub id: u64,
+    pub kind: u32,
+    pub flags: u32,
+    pub size: u64,
+    pub mmap_offset: u64,
+    pub phys_addr: u64,
+    pub segments: u64,
+    pub mappings: u64,
+    pub node: i32,
+    pub reserved0: u32,
+    pub reserved: [u64; 3],
+}
+
+/// The ioctl type ("magic") of contigmem.
+pub const IOC_MAGIC: u32 = 0xCD;
+
+const IOC_WRITE: u32 = 1;
+const IOC_READ: u32 = 2;
+
+/// `_IOC(dir, type, nr, size)` as in `include/uapi/asm-generic/ioctl.h`.
+const fn ioc(dir: u32, nr: u32, size: usize) -> u32 {
+    (dir << 30) | ((size as u32) << 16) | (IOC_MAGIC << 8) | nr
+}
+
+pub const IOC_VERSION: u32 = ioc(IOC_READ, 0x10, core::mem::size_of::<Version>());
+pub const IOC_ALLOC: u32 = ioc(IOC_READ | IOC_WRITE, 0x11, core::mem::size_of::<Alloc>());
+pub const IOC_FREE: u32 = ioc(IOC_WRITE, 0x12, core::mem::size_of::<Free>());
+pub const IOC_INFO: u32 = ioc(IOC_READ | IOC_WRITE, 0x13, core::mem::size_of::<Info>());
+
+// The structures have no implicit padding: each size is the sum of its fields.
+const _: () = assert!(core::mem::size_of::<Version>() == 4 + 4 + 8 + 8 * KINDS_MAX + 4 * 8 + 16);
+const _: () = assert!(core::mem::size_of::<Alloc>() == 8 + 4 + 4 + 4 + 4 + 8 + 16 + 5 * 8 + 16);
+const _: () = assert!(core::mem::size_of::<Free>() == 16);
+const _: () = assert!(core::mem::size_of::<Info>() == 8 + 4 + 4 + 5 * 8 + 4 + 4 + 24);

@@ -1,0 +1,203 @@
+// SPDX-License-Identifier: GPL-2.0
+
+//! `contigmem`: the command-line tool for `/dev/contigmem`.
+
+mod alloc;
+mod demo;
+mod info;
+mod probe;
+mod table;
+mod verify;
+
+use std::process::ExitCode;
+
+use clap::builder::{PossibleValuesParser, TypedValueParser};
+use clap::{Parser, Subcommand};
+use contigmem::{parse_size, AllocOptions, Device, Kind};
+use serde::Serialize;
+
+/// Memory from the kernel's allocators, mapped through /dev/contigmem.
+#[derive(Parser)]
+#[command(version, about)]
+struct Cli {
+    /// The device to open.
+    #[arg(long, global = true, default_value = contigmem::DEFAULT_PATH)]
+    device: String,
+    /// Print JSON instead of a human-readable report.
+    #[arg(long, global = true)]
+    json: bool,
+    #[command(subcommand)]
+    command: Command,
+}
+
+/// `--kind`: the kind names, with completion and a clear error.
+fn kind_parser() -> impl TypedValueParser<Value = Kind> {
+    PossibleValuesParser::new(Kind::ALL.map(Kind::name)).map(|name| {
+        name.parse::<Kind>()
+            .expect("the possible values are kind names")
+    })
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Open the device and report the module's ABI version, limits and live buffers.
+    #[command(after_help = "Examples:\n  contigmem info\n  contigmem info --json")]
+    Info,
+    /// Allocate a buffer, map it, write and read back every page, and report it.
+    #[command(after_help = "Sizes take K, M, G suffixes (powers of 1024).\n\n\
+        Examples:\n  contigmem alloc --kind huge --size 1G\n  \
+        contigmem alloc --kind pages --size 2M --align 2M --hold 60\n  \
+        contigmem alloc --kind kmalloc --size 64K --uninit --json")]
+    Alloc {
+        /// The allocator.
+        #[arg(long, value_parser = kind_parser())]
+        kind: Kind,
+        /// Bytes to allocate, rounded up to whole pages.
+        #[arg(long, value_parser = parse_size)]
+        size: u64,
+        /// Do not zero the memory (root only).
+        #[arg(long)]
+        uninit: bool,
+        /// Allocate on this NUMA node.
+        #[arg(long)]
+        node: Option<u32>,
+        /// Physical alignment: a power of two >= the page size (pages and huge only).
+        #[arg(long, value_parser = parse_size)]
+        align: Option<u64>,
+        /// Keep the buffer allocated and mapped for this many seconds before freeing it.
+        #[arg(long, value_name = "SECONDS")]
+        hold: Option<u64>,
+    },
+    /// Check through /proc/self/pagemap that a buffer is as contiguous as INFO says (root).
+    #[command(
+        after_help = "Fails (exit status 1) on any mismatch; frame numbers need root.\n\n\
+        Examples:\n  contigmem verify --kind huge --size 64M\n  \
+        contigmem verify --kind vmalloc --size 8M --json"
+    )]
+    Verify {
+        /// The allocator.
+        #[arg(long, value_parser = kind_parser())]
+        kind: Kind,
+        /// Bytes to allocate, rounded up to whole pages.
+        #[arg(long, value_parser = parse_size)]
+        size: u64,
+    },
+    /// Allocate one buffer of each kind, verify it and print them side by side.
+    #[command(
+        after_help = "Sizes: kmalloc 1M, kzalloc 1M, vmalloc 64M, pages 4M, huge --huge-size.\n\n\
+        Examples:\n  contigmem demo\n  contigmem demo --huge-size 1G --json"
+    )]
+    Demo {
+        /// The size of the huge buffer.
+        #[arg(long, value_parser = parse_size, default_value = "64M")]
+        huge_size: u64,
+    },
+}
+
+/// How to print a report.
+#[derive(Clone, Copy)]
+pub struct Output {
+    pub json: bool,
+}
+
+impl Output {
+    /// Prints `value` as pretty JSON.
+    pub fn print_json(self, value: &impl Serialize) {
+        match serde_json::to_string_pretty(value) {
+            Ok(text) => println!("{text}"),
+            Err(e) => eprintln!("contigmem: cannot format JSON: {e}"),
+        }
+    }
+}
+
+/// Runs the command: `Ok(false)` when it ran but found a failure.
+fn run(cli: &Cli) -> Result<bool, contigmem::Error> {
+    let out = Output { json: cli.json };
+    let open = || Device::open_path(&cli.device);
+    match cli.command {
+        Command::Info => info::run(&cli.device, out).map(|()| true),
+        Command::Alloc {
+            kind,
+            size,
+            uninit,
+            node,
+            align,
+            hold,
+        } => {
+            let args = alloc::Args {
+                kind,
+                size,
+                options: AllocOptions::new()
+                    .uninit(uninit)
+                    .node(node)
+                    .align(align.unwrap_or(0)),
+                hold,
+            };
+            alloc::run(&open()?, &args, out)
+        }
+        Command::Verify { kind, size } => verify::run(&open()?, kind, size, out),
+        Command::Demo { huge_size } => demo::run(&open()?, huge_size, out),
+    }
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    match run(&cli) {
+        Ok(true) => ExitCode::SUCCESS,
+        Ok(false) => ExitCode::FAILURE,
+        Err(err) => {
+            eprintln!("contigmem: {err}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::CommandFactory;
+
+    #[test]
+    fn the_cli_is_well_formed() {
+        Cli::command().debug_assert();
+    }
+
+    #[test]
+    fn alloc_parses_kinds_and_sizes() {
+        let cli = Cli::try_parse_from([
+            "contigmem",
+            "alloc",
+            "--kind",
+            "huge",
+            "--size",
+            "1G",
+            "--align",
+            "2M",
+        ])
+        .expect("valid arguments");
+        match cli.command {
+            Command::Alloc {
+                kind, size, align, ..
+            } => {
+                assert_eq!((kind, size, align), (Kind::Huge, 1 << 30, Some(2 << 20)));
+            }
+            _ => panic!("parsed as another command"),
+        }
+        assert!(
+            Cli::try_parse_from(["contigmem", "alloc", "--kind", "slab", "--size", "1M"]).is_err()
+        );
+        assert!(
+            Cli::try_parse_from(["contigmem", "alloc", "--kind", "pages", "--size", "1Q"]).is_err()
+        );
+    }
+
+    #[test]
+    fn json_is_global() {
+        let cli = Cli::try_parse_from(["contigmem", "demo", "--json"]).expect("valid arguments");
+        assert!(cli.json);
+        match cli.command {
+            Command::Demo { huge_size } => assert_eq!(huge_size, 64 << 20),
+            _ => panic!("parsed as another command"),
+        }
+    }
+}

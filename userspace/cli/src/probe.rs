@@ -1,0 +1,279 @@
+// SPDX-License-Identifier: GPL-2.0
+
+//! Exercise one buffer: allocate, map, check it reads as zero, write a pattern, read it back,
+//! and look at its pages through `/proc/self/pagemap`. Shared by `alloc`, `verify` and `demo`.
+
+use contigmem::{pagemap, pattern, AllocOptions, Buffer, BufferInfo, Device, Error, Kind, Mapping};
+use serde::Serialize;
+
+/// The pattern seed; its high bits make every word non-zero.
+const SEED: u64 = 0xc0de_0000_0000_0000;
+
+/// What `/proc/self/pagemap` says about a mapping.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[serde(tag = "status", rename_all = "lowercase")]
+pub enum Pages {
+    /// Frame numbers are visible.
+    Visible {
+        pages: usize,
+        segments: usize,
+        first_pfn: u64,
+        /// `first_pfn * page_size`.
+        first_phys: u64,
+    },
+    /// Frame numbers are hidden (not root) or unreadable; the reason says which.
+    Unavailable { reason: String },
+}
+
+/// What exercising a buffer found.
+#[derive(Debug, Serialize)]
+pub struct Probe {
+    pub kind: Kind,
+    pub requested_size: u64,
+    pub size: u64,
+    pub id: u64,
+    pub phys_addr: u64,
+    pub alloc_ns: u64,
+    pub uninit: bool,
+    pub page_size: u64,
+    /// INFO, read while the buffer is mapped once.
+    pub info: BufferInfo,
+    /// Whether the buffer read as zero before the pattern was written.
+    pub was_zero: bool,
+    /// The first pattern mismatch, if the read-back failed.
+    pub pattern_error: Option<String>,
+    pub pagemap: Pages,
+}
+
+/// Allocates and exercises a buffer; returns the report with the buffer and its mapping, so the
+/// caller decides how long they live.
+pub fn run<'dev>(
+    dev: &'dev Device,
+    kind: Kind,
+    size: u64,
+    options: &AllocOptions,
+) -> Result<(Probe, Buffer<'dev>, Mapping), Error> {
+    let buf = dev.alloc_with(kind, size, options)?;
+    let mut map = buf.map()?;
+    let was_zero = pattern::find_nonzero(&map).is_none();
+    pattern::fill(&mut map, SEED);
+    let pattern_error = pattern::check(&map, SEED).err().map(|m| m.to_string());
+    let pagemap = pages(&map, dev.page_size() as u64);
+    let info = buf.info()?;
+    let probe = Probe {
+        kind,
+        requested_size: size,
+        size: buf.size(),
+        id: buf.id(),
+        phys_addr: buf.phys_addr(),
+        alloc_ns: buf.alloc_ns(),
+        uninit: buf.is_uninit(),
+        page_size: dev.page_size() as u64,
+        info,
+        was_zero,
+        pattern_error,
+        pagemap,
+    };
+    Ok((probe, buf, map))
+}
+
+fn pages(map: &Mapping, page_size: u64) -> Pages {
+    let pfns = pagemap::of(map).and_then(|entries| pagemap::pfns(&entries));
+    match pfns {
+        Ok(pfns) => {
+            let first_pfn = pfns.first().copied().unwrap_or(0);
+            Pages::Visible {
+                pages: pfns.len(),
+                segments: pagemap::segments(&pfns).len(),
+                first_pfn,
+                first_phys: first_pfn * page_size,
+            }
+        }
+        Err(e) => Pages::Unavailable {
+            reason: e.to_string(),
+        },
+    }
+}
+
+/// One comparison made by `verify`.
+#[derive(Debug, Serialize)]
+pub struct Check {
+    pub what: String,
+    pub expected: String,
+    pub seen: String,
+    pub ok: bool,
+}
+
+impl Check {
+    fn new(what: &str, expected: impl ToString, seen: impl ToString) -> Self {
+        let (expected, seen) = (expected.to_string(), seen.to_string());
+        Self {
+            what: what.into(),
+            ok: expected == seen,
+            expected,
+            seen,
+        }
+    }
+}
+
+impl Probe {
+    /// Every check `verify` makes on this probe. Pagemap checks need visible frame numbers;
+    /// without them they fail, saying why.
+    pub fn checks(&self) -> Vec<Check> {
+        let mut checks = vec![
+            Check::new(
+                "pattern reads back",
+                "no mismatch",
+                self.pattern_error.as_deref().unwrap_or("no mismatch"),
+            ),
+            Check::new("INFO kind", self.kind, self.info.kind),
+            Check::new("INFO size", self.size, self.info.size),
+            Check::new(
+                "INFO contiguous flag",
+                self.kind.is_contiguous(),
+                self.info.contiguous,
+            ),
+            Check::new(
+                "INFO phys_addr equals ALLOC phys_addr",
+                self.phys_addr,
+                self.info.phys_addr,
+            ),
+        ];
+        if !self.uninit {
+            checks.push(Check::new(
+                "fresh buffer reads as zero",
+                true,
+                self.was_zero,
+            ));
+        }
+        if self.kind.is_contiguous() {
+            checks.push(Check::new("INFO segments", 1, self.info.segments));
+        }
+        match &self.pagemap {
+            Pages::Visible {
+                pages,
+                segments,
+                first_phys,
+                ..
+            } => {
+                checks.push(Check::new(
+                    "pagemap pages",
+                    self.size / self.page_size.max(1),
+                    pages,
+                ));
+                if self.kind.is_contiguous() {
+                    checks.push(Check::new(
+                        "pagemap segments (consecutive PFNs)",
+                        1,
+                        segments,
+                    ));
+                } else {
+                    checks.push(Check::new(
+                        "pagemap segments equal INFO segments",
+                        self.info.segments,
+                        segments,
+                    ));
+                }
+                checks.push(Check::new(
+                    "first PFN * page size equals phys_addr",
+                    format!("{:#x}", self.info.phys_addr),
+                    format!("{first_phys:#x}"),
+                ));
+            }
+            Pages::Unavailable { reason } => {
+                checks.push(Check::new("pagemap readable", "frame numbers", reason));
+            }
+        }
+        checks
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn probe(kind: Kind, segments: u64, pagemap: Pages) -> Probe {
+        Probe {
+            kind,
+            requested_size: 8192,
+            size: 8192,
+            id: 1,
+            phys_addr: 0x10_0000,
+            alloc_ns: 1000,
+            uninit: false,
+            page_size: 4096,
+            info: BufferInfo {
+                id: 1,
+                kind,
+                contiguous: kind.is_contiguous(),
+                uninit: false,
+                size: 8192,
+                mmap_offset: 0,
+                phys_addr: 0x10_0000,
+                segments,
+                mappings: 1,
+                node: 0,
+            },
+            was_zero: true,
+            pattern_error: None,
+            pagemap,
+        }
+    }
+
+    fn visible(segments: usize, first_pfn: u64) -> Pages {
+        Pages::Visible {
+            pages: 2,
+            segments,
+            first_pfn,
+            first_phys: first_pfn * 4096,
+        }
+    }
+
+    #[test]
+    fn a_contiguous_buffer_passes() {
+        let checks = probe(Kind::Pages, 1, visible(1, 0x100)).checks();
+        assert!(checks.iter().all(|c| c.ok), "{checks:?}");
+    }
+
+    #[test]
+    fn scattered_pages_of_a_contiguous_kind_fail() {
+        let checks = probe(Kind::Huge, 1, visible(2, 0x100)).checks();
+        let failed: Vec<_> = checks
+            .iter()
+            .filter(|c| !c.ok)
+            .map(|c| c.what.as_str())
+            .collect();
+        assert_eq!(failed, ["pagemap segments (consecutive PFNs)"]);
+    }
+
+    #[test]
+    fn a_wrong_physical_address_fails() {
+        let checks = probe(Kind::Kmalloc, 1, visible(1, 0x200)).checks();
+        assert!(checks
+            .iter()
+            .any(|c| !c.ok && c.what.starts_with("first PFN")));
+    }
+
+    #[test]
+    fn vmalloc_segments_must_match_info() {
+        assert!(probe(Kind::Vmalloc, 2, visible(2, 0x100))
+            .checks()
+            .iter()
+            .all(|c| c.ok));
+        assert!(probe(Kind::Vmalloc, 1, visible(2, 0x100))
+            .checks()
+            .iter()
+            .any(|c| !c.ok));
+    }
+
+    #[test]
+    fn hidden_frames_fail_and_say_why() {
+        let hidden = Pages::Unavailable {
+            reason: "run as root".into(),
+        };
+        let checks = probe(Kind::Pages, 1, hidden).checks();
+        let failed: Vec<_> = checks.iter().filter(|c| !c.ok).collect();
+        assert_eq!(failed.len(), 1);
+        assert_eq!(failed[0].seen, "run as root");
+    }
+}

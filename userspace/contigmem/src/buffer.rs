@@ -1,0 +1,199 @@
+// SPDX-License-Identifier: GPL-2.0
+
+//! A buffer allocated through a [`Device`]: its identity, its state in the kernel, and its
+//! mappings.
+
+use serde::Serialize;
+
+use crate::error::{Error, Result};
+use crate::{abi, Device, Kind, Mapping};
+
+/// A buffer of an open device, freed (`FREE`) on drop.
+///
+/// Dropping or freeing a buffer never invalidates its [`Mapping`]s: the kernel releases the
+/// memory when the last mapping is gone.
+///
+/// After `fork()` the child shares the open file: a buffer dropped in the child frees the
+/// parent's buffer too. Children should leave with `_exit`.
+#[derive(Debug)]
+pub struct Buffer<'dev> {
+    dev: &'dev Device,
+    kind: Kind,
+    id: u64,
+    size: u64,
+    mmap_offset: u64,
+    phys_addr: u64,
+    alloc_ns: u64,
+    uninit: bool,
+}
+
+impl<'dev> Buffer<'dev> {
+    pub(crate) fn new(dev: &'dev Device, kind: Kind, raw: &abi::Alloc) -> Self {
+        Self {
+            dev,
+            kind,
+            id: raw.id,
+            size: raw.reserved_size,
+            mmap_offset: raw.mmap_offset,
+            phys_addr: raw.phys_addr,
+            alloc_ns: raw.alloc_ns,
+            uninit: raw.flags & abi::ALLOC_UNINIT != 0,
+        }
+    }
+
+    /// The device the buffer belongs to.
+    pub fn device(&self) -> &'dev Device {
+        self.dev
+    }
+
+    /// The buffer's id (global, never reused).
+    pub fn id(&self) -> u64 {
+        self.id
+    }
+
+    /// The allocator it came from.
+    pub fn kind(&self) -> Kind {
+        self.kind
+    }
+
+    /// The bytes reserved: the requested size rounded up to whole pages.
+    pub fn size(&self) -> u64 {
+        self.size
+    }
+
+    /// The mmap offset of its first page (an opaque cookie).
+    pub fn mmap_offset(&self) -> u64 {
+        self.mmap_offset
+    }
+
+    /// The physical address of its first byte; 0 without `CAP_SYS_ADMIN`.
+    pub fn phys_addr(&self) -> u64 {
+        self.phys_addr
+    }
+
+    /// How long the allocation (and zeroing) took in the kernel, in nanoseconds.
+    pub fn alloc_ns(&self) -> u64 {
+        self.alloc_ns
+    }
+
+    /// Whether it was allocated without zeroing.
+    pub fn is_uninit(&self) -> bool {
+        self.uninit
+    }
+
+    /// What the kernel knows about the buffer now.
+    pub fn info(&self) -> Result<BufferInfo> {
+        self.dev.info(self.id)
+    }
+
+    /// Maps the whole buffer, shared, readable and writable.
+    pub fn map(&self) -> Result<Mapping> {
+        let len = usize::try_from(self.size).map_err(|_| {
+            Error::invalid(format!("{} bytes do not fit the address space", self.size))
+        })?;
+        self.dev.mmap(self.mmap_offset, len)
+    }
+
+    /// Maps `len` bytes starting at page `page_offset` of the buffer. The kernel checks that the
+    /// window lies inside the buffer (EINVAL otherwise).
+    pub fn map_range(&self, page_offset: u64, len: usize) -> Result<Mapping> {
+        let offset = page_offset
+            .checked_mul(self.dev.page_size() as u64)
+            .and_then(|bytes| bytes.checked_add(self.mmap_offset))
+            .ok_or_else(|| Error::invalid(format!("page offset {page_offset} overflows")))?;
+        self.dev.mmap(offset, len)
+    }
+
+    /// Frees the buffer now, reporting errors that drop would swallow.
+    pub fn free(self) -> Result<()> {
+        let (dev, id) = (self.dev, self.id);
+        std::mem::forget(self);
+        dev.free(id)
+    }
+
+    /// Gives up the buffer without freeing it: it lives until the device is closed. Returns its
+    /// id.
+    pub fn leak(self) -> u64 {
+        let id = self.id;
+        std::mem::forget(self);
+        id
+    }
+}
+
+impl Drop for Buffer<'_> {
+    fn drop(&mut self) {
+        // ENOENT means it is gone already (through `Device::free` with its id); nothing else
+        // can be reported from drop.
+        let _ = self.dev.free(self.id);
+    }
+}
+
+/// What `CONTIGMEM_IOC_INFO` reports about a buffer.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct BufferInfo {
+    /// The buffer's id.
+    pub id: u64,
+    /// The allocator it came from.
+    pub kind: Kind,
+    /// Whether it is physically contiguous.
+    pub contiguous: bool,
+    /// Whether it was allocated without zeroing.
+    pub uninit: bool,
+    /// The bytes reserved.
+    pub size: u64,
+    /// Its mmap offset.
+    pub mmap_offset: u64,
+    /// The physical address of its first byte; 0 without `CAP_SYS_ADMIN`.
+    pub phys_addr: u64,
+    /// The number of physically contiguous runs.
+    pub segments: u64,
+    /// The number of live user mappings (VMAs).
+    pub mappings: u64,
+    /// The NUMA node of its first page.
+    pub node: i32,
+}
+
+impl BufferInfo {
+    pub(crate) fn from_abi(raw: &abi::Info) -> Result<Self> {
+        let kind = Kind::from_raw(raw.kind).ok_or_else(|| Error::Abi {
+            what: format!("INFO reported unknown kind {}", raw.kind),
+        })?;
+        Ok(Self {
+            id: raw.id,
+            kind,
+            contiguous: raw.flags & abi::INFO_CONTIGUOUS != 0,
+            uninit: raw.flags & abi::INFO_UNINIT != 0,
+            size: raw.size,
+            mmap_offset: raw.mmap_offset,
+            phys_addr: raw.phys_addr,
+            segments: raw.segments,
+            mappings: raw.mappings,
+            node: raw.node,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn info_decodes_flags_and_kind() {
+        let raw = abi::Info {
+            id: 3,
+            kind: abi::KIND_PAGES,
+            flags: abi::INFO_CONTIGUOUS,
+            size: 8192,
+            segments: 1,
+            mappings: 2,
+            node: 0,
+            ..Default::default()
+        };
+        let info = BufferInfo::from_abi(&raw).expect("valid info");
+        assert_eq!(info.kind, Kind::Pages);
+        assert!(info.contiguous && !info.uninit);
+        assert_eq!((info.size, info.segments, info.mappings), (8192, 1, 2));
+        let bad = abi::Info { kind: 9, ..raw };
+        assert!(matches!(BufferInfo::from_abi(&bad), Err(Error::Abi { .. })));
+    }
+}

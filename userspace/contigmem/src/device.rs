@@ -1,0 +1,338 @@
+// SPDX-License-Identifier: GPL-2.0
+
+//! The open device: its ioctls (VERSION, ALLOC, FREE, INFO) and raw `mmap`.
+
+use std::collections::BTreeMap;
+use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
+use std::path::{Path, PathBuf};
+
+use rustix::fs::{Mode, OFlags};
+use rustix::mm::{MapFlags, ProtFlags};
+use serde::Serialize;
+
+use crate::buffer::{Buffer, BufferInfo};
+use crate::error::{Error, Result};
+use crate::sys::{self, Region};
+use crate::{abi, Kind, Mapping};
+
+/// Where the module's misc device appears.
+pub const DEFAULT_PATH: &str = "/dev/contigmem";
+
+/// What `CONTIGMEM_IOC_VERSION` reports.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct Version {
+    /// The module's ABI version; this library speaks [`abi::ABI_VERSION`].
+    pub abi_version: u32,
+    /// The kinds the module supports.
+    pub kinds: Vec<Kind>,
+    /// The kernel's page size in bytes.
+    pub page_size: u64,
+    /// The largest buffer of each supported kind, in bytes.
+    pub max_size: BTreeMap<Kind, u64>,
+    /// The cap on bytes held by all buffers together.
+    pub max_total_bytes: u64,
+    /// The cap on bytes held by the buffers of one open file.
+    pub max_file_bytes: u64,
+    /// Bytes held now by all buffers, freed-but-still-mapped ones included.
+    pub live_bytes: u64,
+    /// Buffers whose memory is held now.
+    pub live_buffers: u64,
+}
+
+impl Version {
+    fn from_abi(raw: &abi::Version) -> Self {
+        let kinds: Vec<Kind> = Kind::ALL
+            .into_iter()
+            .filter(|kind| raw.kinds & (1 << kind.raw()) != 0)
+            .collect();
+        let max_size = kinds
+            .iter()
+            .map(|&kind| (kind, raw.max_size[kind.raw() as usize]))
+            .collect();
+        Self {
+            abi_version: raw.abi_version,
+            kinds,
+            page_size: raw.page_size,
+            max_size,
+            max_total_bytes: raw.max_total_bytes,
+            max_file_bytes: raw.max_file_bytes,
+            live_bytes: raw.live_bytes,
+            live_buffers: raw.live_buffers,
+        }
+    }
+
+    /// Whether this library speaks the module's ABI.
+    pub fn is_compatible(&self) -> bool {
+        self.abi_version == abi::ABI_VERSION
+    }
+
+    /// Whether the module supports `kind`.
+    pub fn supports(&self, kind: Kind) -> bool {
+        self.kinds.contains(&kind)
+    }
+
+    /// The largest buffer of `kind`, or `None` if the module does not support it.
+    pub fn max_size(&self, kind: Kind) -> Option<u64> {
+        self.max_size.get(&kind).copied()
+    }
+}
+
+/// How to allocate a buffer, beyond its kind and size.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct AllocOptions {
+    /// Do not zero the memory (`CONTIGMEM_ALLOC_UNINIT`, `CAP_SYS_ADMIN` only).
+    pub uninit: bool,
+    /// The NUMA node to allocate on; `None` for any.
+    pub node: Option<u32>,
+    /// The physical alignment in bytes (a power of two >= the page size, pages and huge only);
+    /// 0 for the kind's natural alignment.
+    pub align: u64,
+}
+
+impl AllocOptions {
+    /// The defaults: zeroed, any node, natural alignment.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Sets [`AllocOptions::uninit`].
+    pub fn uninit(mut self, uninit: bool) -> Self {
+        self.uninit = uninit;
+        self
+    }
+
+    /// Sets [`AllocOptions::node`].
+    pub fn node(mut self, node: Option<u32>) -> Self {
+        self.node = node;
+        self
+    }
+
+    /// Sets [`AllocOptions::align`].
+    pub fn align(mut self, align: u64) -> Self {
+        self.align = align;
+        self
+    }
+
+    fn to_abi(self, kind: Kind, size: u64) -> Result<abi::Alloc> {
+        let node = match self.node {
+            None => -1,
+            Some(node) => i32::try_from(node)
+                .map_err(|_| Error::invalid(format!("NUMA node {node} is out of range")))?,
+        };
+        Ok(abi::Alloc {
+            size,
+            kind: kind.raw(),
+            flags: if self.uninit { abi::ALLOC_UNINIT } else { 0 },
+            node,
+            align: self.align,
+            ..Default::default()
+        })
+    }
+}
+
+mod sealed {
+    pub trait Sealed {}
+    impl Sealed for crate::abi::Version {}
+    impl Sealed for crate::abi::Alloc {}
+    impl Sealed for crate::abi::Free {}
+    impl Sealed for crate::abi::Info {}
+}
+
+/// An ABI structure and the ioctl that takes it: see [`Device::ioctl`].
+pub trait Request: sealed::Sealed + Sized {
+    /// The ioctl number, which encodes `size_of::<Self>()`.
+    const OPCODE: u32;
+    /// The ioctl's name, for errors.
+    const NAME: &'static str;
+}
+
+impl Request for abi::Version {
+    const OPCODE: u32 = abi::IOC_VERSION;
+    const NAME: &'static str = "VERSION";
+}
+
+impl Request for abi::Alloc {
+    const OPCODE: u32 = abi::IOC_ALLOC;
+    const NAME: &'static str = "ALLOC";
+}
+
+impl Request for abi::Free {
+    const OPCODE: u32 = abi::IOC_FREE;
+    const NAME: &'static str = "FREE";
+}
+
+impl Request for abi::Info {
+    const OPCODE: u32 = abi::IOC_INFO;
+    const NAME: &'static str = "INFO";
+}
+
+/// An open `/dev/contigmem`: every buffer allocated through it belongs to this file.
+#[derive(Debug)]
+pub struct Device {
+    fd: OwnedFd,
+    path: PathBuf,
+    page_size: usize,
+}
+
+impl Device {
+    /// Opens [`DEFAULT_PATH`].
+    pub fn open() -> Result<Self> {
+        Self::open_path(DEFAULT_PATH)
+    }
+
+    /// Opens the device at `path`.
+    pub fn open_path(path: impl AsRef<Path>) -> Result<Self> {
+        let path = path.as_ref().to_path_buf();
+        let fd = rustix::fs::open(&path, OFlags::RDWR | OFlags::CLOEXEC, Mode::empty())
+            .map_err(|errno| Error::open(&path, errno))?;
+        Ok(Self {
+            fd,
+            path,
+            page_size: rustix::param::page_size(),
+        })
+    }
+
+    /// The path this device was opened from.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// The system page size: the unit of sizes and mmap offsets.
+    pub fn page_size(&self) -> usize {
+        self.page_size
+    }
+
+    /// Issues the ioctl that takes `arg` and lets the kernel fill it in. This is the raw ABI,
+    /// for tests of the device's checks; [`Device::alloc`] and friends are the usual way.
+    pub fn ioctl<R: Request>(&self, arg: &mut R) -> Result<()> {
+        sys::ioctl(self.fd.as_fd(), arg).map_err(|errno| Error::os(R::NAME, errno))
+    }
+
+    /// Issues ioctl `cmd` with a raw argument, for tests of the device's error paths: the kernel
+    /// validates `arg` itself, so any value is safe to pass.
+    pub fn ioctl_raw(&self, cmd: u32, arg: usize) -> Result<i32> {
+        sys::ioctl_raw(self.fd.as_fd(), cmd, arg).map_err(|errno| Error::os("ioctl", errno))
+    }
+
+    /// The module's ABI version, kinds, limits and live counters.
+    pub fn version(&self) -> Result<Version> {
+        let mut raw = abi::Version::default();
+        self.ioctl(&mut raw)?;
+        Ok(Version::from_abi(&raw))
+    }
+
+    /// Allocates a zeroed buffer of at least `size` bytes from `kind`.
+    pub fn alloc(&self, kind: Kind, size: u64) -> Result<Buffer<'_>> {
+        self.alloc_with(kind, size, &AllocOptions::default())
+    }
+
+    /// Allocates a buffer of at least `size` bytes from `kind` with `options`.
+    pub fn alloc_with(&self, kind: Kind, size: u64, options: &AllocOptions) -> Result<Buffer<'_>> {
+        let mut raw = options.to_abi(kind, size)?;
+        self.ioctl(&mut raw)?;
+        Ok(Buffer::new(self, kind, &raw))
+    }
+
+    /// What the kernel knows about buffer `id` of this file.
+    pub fn info(&self, id: u64) -> Result<BufferInfo> {
+        let mut raw = abi::Info {
+            id,
+            ..Default::default()
+        };
+        self.ioctl(&mut raw)?;
+        BufferInfo::from_abi(&raw)
+    }
+
+    /// Frees buffer `id` of this file; its memory lives on until its last mapping is gone.
+    pub fn free(&self, id: u64) -> Result<()> {
+        self.ioctl(&mut abi::Free { id, reserved: 0 })
+    }
+
+    /// Maps `len` bytes at mmap offset `offset` with any `prot` and `flags`, for tests of the
+    /// device's checks. [`Buffer::map`] is the usual way.
+    ///
+    /// `prot` must include `READ` and `flags` must not include `FIXED` (EINVAL otherwise), so
+    /// that the result is a [`Mapping`] that is safe to read and cannot replace other memory.
+    pub fn mmap_raw(
+        &self,
+        offset: u64,
+        len: usize,
+        prot: ProtFlags,
+        flags: MapFlags,
+    ) -> Result<Mapping> {
+        if !prot.contains(ProtFlags::READ) {
+            return Err(Error::invalid("mmap_raw needs PROT_READ"));
+        }
+        if flags.contains(MapFlags::FIXED) {
+            return Err(Error::invalid("mmap_raw refuses MAP_FIXED"));
+        }
+        let region = Region::map(self.fd.as_fd(), offset, len, prot, flags)
+            .map_err(|errno| Error::os("mmap", errno))?;
+        Ok(Mapping::new(region, self.page_size))
+    }
+
+    /// Maps `len` bytes at mmap offset `offset`, shared, readable and writable.
+    pub(crate) fn mmap(&self, offset: u64, len: usize) -> Result<Mapping> {
+        self.mmap_raw(
+            offset,
+            len,
+            ProtFlags::READ | ProtFlags::WRITE,
+            MapFlags::SHARED,
+        )
+    }
+}
+
+impl AsFd for Device {
+    fn as_fd(&self) -> BorrowedFd<'_> {
+        self.fd.as_fd()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn version_lists_supported_kinds_only() {
+        let mut raw = abi::Version {
+            abi_version: abi::ABI_VERSION,
+            kinds: (1 << abi::KIND_KMALLOC) | (1 << abi::KIND_HUGE) | (1 << 7),
+            page_size: 4096,
+            ..Default::default()
+        };
+        raw.max_size[abi::KIND_KMALLOC as usize] = 4 << 20;
+        raw.max_size[abi::KIND_VMALLOC as usize] = 1 << 30;
+        raw.max_size[abi::KIND_HUGE as usize] = 2 << 30;
+        let v = Version::from_abi(&raw);
+        assert!(v.is_compatible());
+        assert_eq!(v.kinds, [Kind::Kmalloc, Kind::Huge]);
+        assert_eq!(v.max_size(Kind::Kmalloc), Some(4 << 20));
+        assert_eq!(v.max_size(Kind::Vmalloc), None);
+        assert_eq!(v.max_size(Kind::Huge), Some(2 << 30));
+        assert!(!v.supports(Kind::Pages));
+    }
+
+    #[test]
+    fn alloc_options_fill_the_abi() {
+        let raw = AllocOptions::new()
+            .uninit(true)
+            .node(Some(1))
+            .align(1 << 21)
+            .to_abi(Kind::Pages, 8192)
+            .expect("valid options");
+        assert_eq!(raw.size, 8192);
+        assert_eq!(raw.kind, abi::KIND_PAGES);
+        assert_eq!(raw.flags, abi::ALLOC_UNINIT);
+        assert_eq!(raw.node, 1);
+        assert_eq!(raw.align, 1 << 21);
+        let any = AllocOptions::new().to_abi(Kind::Huge, 1).expect("defaults");
+        assert_eq!(
+            (any.node, any.flags, any.align, any.reserved0),
+            (-1, 0, 0, 0)
+        );
+        assert!(AllocOptions::new()
+            .node(Some(u32::MAX))
+            .to_abi(Kind::Huge, 1)
+            .is_err());
+    }
+}

@@ -1,0 +1,168 @@
+// SPDX-License-Identifier: GPL-2.0
+
+//! The tests' own raw system calls: fork, dropping privileges, mprotect. The only `unsafe` of
+//! the test binary.
+
+use std::io::{Read, Write};
+use std::os::unix::net::UnixStream;
+use std::panic::{catch_unwind, AssertUnwindSafe};
+
+use rustix::io::Errno;
+use rustix::process::{Pid, WaitOptions};
+
+/// A channel between a forked child and its parent, to take turns.
+pub struct Chan(UnixStream);
+
+impl Chan {
+    /// Tells the other side to go on.
+    pub fn signal(&mut self) -> Result<(), String> {
+        self.0
+            .write_all(b"!")
+            .map_err(|e| format!("signalling: {e}"))
+    }
+
+    /// Waits for the other side's signal.
+    pub fn wait(&mut self) -> Result<(), String> {
+        let mut byte = [0u8];
+        self.0
+            .read_exact(&mut byte)
+            .map_err(|e| format!("waiting for the other process: {e} (did it fail?)"))
+    }
+}
+
+fn pair() -> Result<(UnixStream, UnixStream), String> {
+    UnixStream::pair().map_err(|e| format!("socketpair: {e}"))
+}
+
+/// Forks: runs `child` in the child and `parent` in the parent, which can take turns through
+/// their `Chan`s. The child leaves with `_exit`, so nothing of the parent (buffers, mappings,
+/// files) is dropped in it. Fails with the child's error, or the parent's.
+pub fn fork(
+    child: impl FnOnce(&mut Chan) -> Result<(), String>,
+    parent: impl FnOnce(&mut Chan) -> Result<(), String>,
+) -> Result<(), String> {
+    let (mut report_rx, mut report_tx) = pair()?;
+    let (parent_end, child_end) = pair()?;
+    let _ = std::io::stdout().flush();
+    // SAFETY: the test binary is single-threaded, so the child is a complete copy in which any
+    // code may run; it never returns from this function (it ends in `_exit`).
+    let pid = unsafe { libc::fork() };
+    if pid < 0 {
+        return Err(format!("fork: {}", std::io::Error::last_os_error()));
+    }
+    if pid == 0 {
+        drop(report_rx);
+        drop(parent_end);
+        let mut chan = Chan(child_end);
+        let result = catch_unwind(AssertUnwindSafe(|| child(&mut chan)))
+            .unwrap_or_else(|_| Err("the child panicked".to_string()));
+        let code = match result {
+            Ok(()) => 0,
+            Err(why) => {
+                let _ = report_tx.write_all(why.as_bytes());
+                1
+            }
+        };
+        drop(report_tx);
+        // SAFETY: `_exit` ends the process at once, without running the parent's destructors
+        // or atexit handlers in the child.
+        unsafe { libc::_exit(code) };
+    }
+    drop(report_tx);
+    drop(child_end);
+    let mut chan = Chan(parent_end);
+    let parent_result = parent(&mut chan);
+    drop(chan);
+    let mut child_report = String::new();
+    let _ = report_rx.read_to_string(&mut child_report);
+    let pid = Pid::from_raw(pid).ok_or("fork returned pid 0 in the parent")?;
+    let status = rustix::process::waitpid(Some(pid), WaitOptions::empty())
+        .map_err(|e| format!("waitpid: {e}"))?
+        .map(|(_, status)| status);
+    parent_result?;
+    match status {
+        Some(s) if s.exit_status() == Some(0) => Ok(()),
+        Some(s) if s.exit_status().is_some() => Err(format!("in the child: {child_report}")),
+        other => Err(format!("the child died: {other:?} {child_report}")),
+    }
+}
+
+/// Drops to uid and gid 65534 (nobody) for good, with no supplementary groups, losing every
+/// capability. Meant for a forked child.
+pub fn become_nobody() -> Result<(), String> {
+    const NOBODY: u32 = 65534;
+    // SAFETY: plain system calls on this process's credentials; the pointer is null with a
+    // count of 0.
+    let rc = unsafe { libc::setgroups(0, core::ptr::null()) };
+    if rc != 0 {
+        return Err(format!("setgroups: {}", std::io::Error::last_os_error()));
+    }
+    // SAFETY: as above.
+    if unsafe { libc::setresgid(NOBODY, NOBODY, NOBODY) } != 0 {
+        return Err(format!("setresgid: {}", std::io::Error::last_os_error()));
+    }
+    // SAFETY: as above.
+    if unsafe { libc::setresuid(NOBODY, NOBODY, NOBODY) } != 0 {
+        return Err(format!("setresuid: {}", std::io::Error::last_os_error()));
+    }
+    let euid = rustix::process::geteuid().as_raw();
+    if euid != NOBODY {
+        return Err(format!("still euid {euid} after setresuid"));
+    }
+    Ok(())
+}
+
+/// `mprotect(addr, len, PROT_READ | PROT_WRITE | PROT_EXEC)` on a mapping we own.
+pub fn make_executable(mem: &[u8]) -> Result<(), Errno> {
+    // SAFETY: `mem` is a readable and writable mapping of ours; adding PROT_EXEC only widens
+    // its protection, so every reference into it stays valid.
+    let rc = unsafe {
+        libc::mprotect(
+            mem.as_ptr() as *mut libc::c_void,
+            mem.len(),
+            libc::PROT_READ | libc::PROT_WRITE | libc::PROT_EXEC,
+        )
+    };
+    if rc == 0 {
+        Ok(())
+    } else {
+        Err(Errno::from_io_error(&std::io::Error::last_os_error()).unwrap_or(Errno::IO))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn child_and_parent_take_turns() {
+        let result = fork(
+            |chan| {
+                chan.signal()?;
+                chan.wait()
+            },
+            |chan| {
+                chan.wait()?;
+                chan.signal()
+            },
+        );
+        assert_eq!(result, Ok(()));
+    }
+
+    #[test]
+    fn child_failures_reach_the_parent() {
+        let result = fork(|_| Err("expected 2, saw 3".into()), |_| Ok(()));
+        assert_eq!(result, Err("in the child: expected 2, saw 3".into()));
+        let result = fork(|_| panic!("boom"), |_| Ok(()));
+        assert_eq!(result, Err("in the child: the child panicked".into()));
+    }
+
+    #[test]
+    fn parent_failures_win() {
+        let result = fork(
+            |chan| chan.wait().or(Ok(())),
+            |_| Err("parent failed".into()),
+        );
+        assert_eq!(result, Err("parent failed".into()));
+    }
+}
