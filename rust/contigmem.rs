@@ -3,18 +3,31 @@
 //! contigmem: memory from each of the kernel's allocators, mapped into userspace through the misc
 //! device `/dev/contigmem`.
 //!
-//! The crate root declares the module and registers the device; each concern lives in a file of
-//! its own (see `DESIGN.md` of the project for the architecture and the ABI contract).
+//! The crate root declares the module, its parameters and the device; each concern lives in a
+//! file of its own:
+//!
+//! - `abi`: the ioctl structures, shared with userspace and checked against the C header;
+//! - `file`: an open file, its table of buffers and the ioctls;
+//! - `buffer`: a reference-counted buffer and the byte caps;
+//! - `memory`: the back-ends (kmalloc, kzalloc, vmalloc, pages, contiguous ranges);
+//! - `mapping`: mmap cookies and the VMA operations that keep buffers alive;
+//! - `registration`: the misc device, owned by this module;
+//! - `sys`: the few raw C calls the kernel crate has no abstraction for.
 
+mod abi;
+mod buffer;
 mod file;
+mod mapping;
+mod memory;
+mod registration;
+mod sys;
 
-use kernel::{
-    miscdevice::{
-        MiscDeviceOptions,
-        MiscDeviceRegistration, //
-    },
-    prelude::*, //
-};
+use kernel::prelude::*;
+
+// Buffers of many pages are walked with `struct page` pointer arithmetic, which is valid across
+// sections only with a virtually contiguous memmap.
+#[cfg(not(CONFIG_SPARSEMEM_VMEMMAP))]
+compile_error!("contigmem needs CONFIG_SPARSEMEM_VMEMMAP");
 
 module! {
     type: ContigmemModule,
@@ -22,22 +35,33 @@ module! {
     authors: ["The contigmem authors"],
     description: "Memory from kmalloc, vmalloc, pages and contiguous ranges, mapped to userspace",
     license: "GPL",
+    params: {
+        max_total_mb: u64 {
+            default: 0,
+            description: "Cap on the bytes all buffers hold, in MiB (0: 3/4 of RAM)",
+        },
+        max_file_mb: u64 {
+            default: 0,
+            description: "Cap on the bytes one open file's buffers hold, in MiB (0: the total cap)",
+        },
+        mode: u16 {
+            default: 0o600,
+            description: "Mode of /dev/contigmem (default 0600)",
+        },
+    },
 }
 
 #[pin_data]
 struct ContigmemModule {
     #[pin]
-    _miscdev: MiscDeviceRegistration<file::ContigmemFile>,
+    _miscdev: registration::Registration<file::ContigmemFile>,
 }
 
 impl kernel::InPlaceModule for ContigmemModule {
-    fn init(_module: &'static ThisModule) -> impl PinInit<Self, Error> {
-        let options = MiscDeviceOptions {
-            name: c"contigmem",
-        };
-
+    fn init(module: &'static ThisModule) -> impl PinInit<Self, Error> {
+        let mode = *module_parameters::mode.value() & 0o777;
         try_pin_init!(Self {
-            _miscdev <- MiscDeviceRegistration::register(options),
+            _miscdev <- registration::Registration::register(c"contigmem", mode, module),
         })
     }
 }

@@ -1,6 +1,11 @@
 // SPDX-License-Identifier: GPL-2.0
 
-//! One open file of `/dev/contigmem`: the `MiscDevice` callbacks.
+//! One open file of `/dev/contigmem`: its table of buffers and the ioctls that fill it.
+//!
+//! Lock order: the table's mutex is the only lock of this file; it is never held while memory is
+//! freed (buffers are dropped after it is released) nor while user memory is copied.
+
+use core::mem::size_of;
 
 use kernel::{
     fs::File,
@@ -8,21 +13,309 @@ use kernel::{
         MiscDevice,
         MiscDeviceRegistration, //
     },
-    prelude::*, //
+    mm::virt::VmaNew,
+    new_mutex,
+    prelude::*,
+    rbtree::RBTree,
+    sync::{
+        Arc,
+        Mutex, //
+    },
+    transmute::{
+        AsBytes,
+        FromBytes, //
+    },
+    uaccess::{
+        UserPtr,
+        UserSlice, //
+    },
 };
 
+use crate::{
+    abi,
+    buffer::{
+        self,
+        Buffer,
+        Caps,
+        FileBytes, //
+    },
+    mapping,
+    memory::{
+        Kind,
+        Request, //
+    },
+    sys::{
+        self,
+        PAGE_SHIFT,
+        PAGE_SIZE, //
+    },
+};
+
+// SAFETY: The ABI structures are `#[repr(C)]` of integers and integer arrays with no padding
+// (asserted in `abi.rs`), so every bit pattern is valid and every byte is initialised.
+unsafe impl FromBytes for abi::Alloc {}
+// SAFETY: As above.
+unsafe impl AsBytes for abi::Alloc {}
+// SAFETY: As above.
+unsafe impl FromBytes for abi::Free {}
+// SAFETY: As above.
+unsafe impl FromBytes for abi::Info {}
+// SAFETY: As above.
+unsafe impl AsBytes for abi::Info {}
+// SAFETY: As above.
+unsafe impl AsBytes for abi::Version {}
+
+/// The byte caps from the module parameters (0 means a default: 3/4 of RAM for the total, the
+/// total for a file).
+pub(crate) fn caps() -> Caps {
+    let total = match *crate::module_parameters::max_total_mb.value() {
+        0 => sys::totalram_bytes() / 4 * 3,
+        mb => mb.saturating_mul(1 << 20),
+    };
+    let file = match *crate::module_parameters::max_file_mb.value() {
+        0 => total,
+        mb => mb.saturating_mul(1 << 20).min(total),
+    };
+    Caps { total, file }
+}
+
+/// The largest buffer of `kind` under `caps`.
+fn max_size(kind: Kind, caps: &Caps) -> u64 {
+    kind.max_size(caps.file).min(mapping::MAX_BUFFER)
+}
+
 /// The state of one open file of `/dev/contigmem`.
-pub(crate) struct ContigmemFile;
+#[pin_data]
+pub(crate) struct ContigmemFile {
+    /// The buffers this file allocated and has not freed, by id.
+    #[pin]
+    buffers: Mutex<RBTree<u64, Arc<Buffer>>>,
+    /// Bytes held by this file's buffers, freed-but-mapped ones included.
+    bytes: Arc<FileBytes>,
+}
 
 #[vtable]
 impl MiscDevice for ContigmemFile {
-    type Ptr = KBox<Self>;
+    type Ptr = Pin<KBox<Self>>;
 
-    fn open(_file: &File, _misc: &MiscDeviceRegistration<Self>) -> Result<KBox<Self>> {
-        Ok(KBox::new(ContigmemFile, GFP_KERNEL)?)
+    fn open(_file: &File, _misc: &MiscDeviceRegistration<Self>) -> Result<Pin<KBox<Self>>> {
+        KBox::try_pin_init(
+            try_pin_init!(ContigmemFile {
+                buffers <- new_mutex!(RBTree::new()),
+                bytes: Arc::new(FileBytes::new(), GFP_KERNEL)?,
+            }),
+            GFP_KERNEL,
+        )
     }
 
-    fn ioctl(_me: &ContigmemFile, _file: &File, _cmd: u32, _arg: usize) -> Result<isize> {
-        Err(ENOTTY)
+    fn ioctl(me: Pin<&ContigmemFile>, _file: &File, cmd: u32, arg: usize) -> Result<isize> {
+        let arg = UserPtr::from_addr(arg);
+        match cmd {
+            abi::IOC_VERSION => me.version(arg)?,
+            abi::IOC_ALLOC => me.alloc(arg)?,
+            abi::IOC_FREE => me.free(arg)?,
+            abi::IOC_INFO => me.info(arg)?,
+            _ => return Err(ENOTTY),
+        }
+        Ok(0)
+    }
+
+    fn mmap(me: Pin<&ContigmemFile>, _file: &File, vma: &VmaNew) -> Result {
+        let (id, first_page) = mapping::decode(sys::vma::pgoff(vma));
+        let buf = me.find(id).ok_or(EINVAL)?;
+        mapping::mmap(buf, vma, first_page)
+    }
+}
+
+impl ContigmemFile {
+    /// The buffer `id` of this file, if it has one.
+    fn find(&self, id: u64) -> Option<Arc<Buffer>> {
+        self.buffers.lock().get(&id).cloned()
+    }
+
+    fn version(&self, arg: UserPtr) -> Result {
+        let caps = caps();
+        let (live_bytes, live_buffers) = buffer::live();
+        let mut max = [0u64; abi::KINDS_MAX];
+        let mut kinds = 0;
+        for kind in Kind::ALL {
+            max[kind.to_abi() as usize] = max_size(kind, &caps);
+            kinds |= 1 << kind.to_abi();
+        }
+        let version = abi::Version {
+            abi_version: abi::ABI_VERSION,
+            kinds,
+            page_size: PAGE_SIZE,
+            max_size: max,
+            max_total_bytes: caps.total,
+            max_file_bytes: caps.file,
+            live_bytes,
+            live_buffers,
+            reserved: [0; 2],
+        };
+        UserSlice::new(arg, size_of::<abi::Version>()).writer().write(&version)
+    }
+
+    /// Checks an ALLOC request and turns it into a back-end [`Request`].
+    fn request(a: &abi::Alloc) -> Result<Request> {
+        if a.reserved0 != 0 || a.reserved1 != [0; 2] || a.flags & !abi::ALLOC_FLAGS != 0 {
+            return Err(EINVAL);
+        }
+        let kind = Kind::from_abi(a.kind)?;
+        if a.size == 0 || (a.node != -1 && !sys::node_online(a.node)) {
+            return Err(EINVAL);
+        }
+        let caps = caps();
+        let max = max_size(kind, &caps);
+        let align = match a.align {
+            0 => PAGE_SIZE,
+            al if al.is_power_of_two() && al >= PAGE_SIZE && kind.takes_align() && al <= max => al,
+            _ => return Err(EINVAL),
+        };
+        // A size that overflows when rounded up to pages is beyond every limit.
+        let size = a.size.checked_next_multiple_of(PAGE_SIZE).ok_or(E2BIG)?;
+        if size > max {
+            return Err(E2BIG);
+        }
+        let uninit = a.flags & abi::ALLOC_UNINIT != 0;
+        if uninit && !sys::capable_sys_admin() {
+            return Err(EPERM);
+        }
+        Ok(Request {
+            kind,
+            size,
+            align,
+            uninit,
+            node: a.node,
+        })
+    }
+
+    fn alloc(&self, arg: UserPtr) -> Result {
+        let (mut reader, mut writer) = UserSlice::new(arg, size_of::<abi::Alloc>()).reader_writer();
+        let mut a: abi::Alloc = reader.read()?;
+        let req = Self::request(&a)?;
+        let buf = Buffer::new(&req, self.bytes.clone(), &caps())?;
+        if buf.id >= mapping::MAX_ID {
+            return Err(ENOSPC);
+        }
+        a.id = buf.id;
+        a.mmap_offset = mapping::cookie(buf.id);
+        a.reserved_size = buf.size;
+        a.phys_addr = self.phys_for_caller(&buf);
+        a.alloc_ns = buf.alloc_ns;
+        a.reserved2 = [0; 2];
+        self.buffers
+            .lock()
+            .try_create_and_insert(buf.id, buf, GFP_KERNEL)?;
+        if let Err(e) = writer.write(&a) {
+            // The caller never learns the id: take the buffer back rather than leak it.
+            let gone = self.buffers.lock().remove(&a.id);
+            drop(gone);
+            return Err(e);
+        }
+        Ok(())
+    }
+
+    fn free(&self, arg: UserPtr) -> Result {
+        let f: abi::Free = UserSlice::new(arg, size_of::<abi::Free>()).reader().read()?;
+        if f.reserved != 0 {
+            return Err(EINVAL);
+        }
+        let buf = self.buffers.lock().remove(&f.id).ok_or(ENOENT)?;
+        // The memory goes now, or with the last mapping; never under the table's lock.
+        drop(buf);
+        Ok(())
+    }
+
+    fn info(&self, arg: UserPtr) -> Result {
+        let (mut reader, mut writer) = UserSlice::new(arg, size_of::<abi::Info>()).reader_writer();
+        let mut info: abi::Info = reader.read()?;
+        let buf = self.find(info.id).ok_or(ENOENT)?;
+        let mut flags = 0;
+        if buf.kind.contiguous() {
+            flags |= abi::INFO_CONTIGUOUS;
+        }
+        if buf.uninit {
+            flags |= abi::INFO_UNINIT;
+        }
+        info = abi::Info {
+            id: buf.id,
+            kind: buf.kind.to_abi(),
+            flags,
+            size: buf.size,
+            mmap_offset: mapping::cookie(buf.id),
+            phys_addr: self.phys_for_caller(&buf),
+            segments: buf.placement.segments,
+            mappings: buf.mappings(),
+            node: buf.placement.node,
+            reserved0: 0,
+            reserved: [0; 3],
+        };
+        writer.write(&info)
+    }
+
+    /// The buffer's physical address, or 0 for a caller without `CAP_SYS_ADMIN` (the rule of
+    /// `/proc/pid/pagemap`).
+    fn phys_for_caller(&self, buf: &Buffer) -> u64 {
+        if sys::capable_sys_admin() {
+            buf.placement.pfn << PAGE_SHIFT
+        } else {
+            0
+        }
+    }
+}
+
+#[kunit_tests(contigmem_file)]
+mod tests {
+    use super::*;
+
+    fn req(size: u64, kind: u32) -> abi::Alloc {
+        abi::Alloc {
+            size,
+            kind,
+            node: -1,
+            ..Default::default()
+        }
+    }
+
+    fn check(a: abi::Alloc) -> Result<u64> {
+        ContigmemFile::request(&a).map(|r| r.size)
+    }
+
+    #[test]
+    fn sizes_round_up_to_pages() {
+        assert_eq!(check(req(1, abi::KIND_PAGES)), Ok(PAGE_SIZE));
+        assert_eq!(check(req(PAGE_SIZE + 1, abi::KIND_VMALLOC)), Ok(2 * PAGE_SIZE));
+    }
+
+    #[test]
+    fn bad_requests_are_refused() {
+        assert_eq!(check(req(0, abi::KIND_KMALLOC)), Err(EINVAL));
+        assert_eq!(check(req(u64::MAX, abi::KIND_KMALLOC)), Err(E2BIG));
+        assert_eq!(check(req(PAGE_SIZE, abi::KIND_COUNT)), Err(EINVAL));
+        let max = max_size(Kind::Kmalloc, &caps());
+        assert_eq!(check(req(max + 1, abi::KIND_KMALLOC)), Err(E2BIG));
+        assert_eq!(check(req(max, abi::KIND_KMALLOC)), Ok(max));
+        let mut a = req(PAGE_SIZE, abi::KIND_PAGES);
+        a.flags = 1 << 5;
+        assert_eq!(check(a), Err(EINVAL));
+        let mut a = req(PAGE_SIZE, abi::KIND_PAGES);
+        a.reserved1[1] = 1;
+        assert_eq!(check(a), Err(EINVAL));
+        let mut a = req(PAGE_SIZE, abi::KIND_PAGES);
+        a.node = kernel::bindings::MAX_NUMNODES as i32;
+        assert_eq!(check(a), Err(EINVAL));
+    }
+
+    #[test]
+    fn alignment_rules() {
+        let mut a = req(PAGE_SIZE, abi::KIND_PAGES);
+        a.align = 3;
+        assert_eq!(check(a), Err(EINVAL));
+        a.align = 2 * PAGE_SIZE;
+        assert_eq!(check(a), Ok(PAGE_SIZE));
+        let mut a = req(PAGE_SIZE, abi::KIND_KMALLOC);
+        a.align = 2 * PAGE_SIZE;
+        assert_eq!(check(a), Err(EINVAL));
     }
 }

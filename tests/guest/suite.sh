@@ -1,7 +1,20 @@
 #!/bin/sh
 # SPDX-License-Identifier: GPL-2.0
 # The in-guest test suite (TAP). /init has loaded /contigmem.ko; this runs the Rust integration
-# tests, then the tests only a shell can do: module load and unload around open files.
+# tests, then the tests only a shell can do: module load and unload around open files. The
+# module's KUnit results (printed to the kernel log when it loaded) come first, as TAP.
+
+echo "TAP version 13"
+# KUnit prints `# Subtest: SUITE`, then one indented `ok N CASE` per case; keep ours.
+dmesg | sed 's/^\[[^]]*\] //' | awk '
+	/# Subtest: / { suite = $NF; next }
+	suite ~ /^contigmem_/ && /^    (not )?ok [0-9]+ / {
+		n++
+		status = ($1 == "not") ? "not ok" : "ok"
+		name = ($1 == "not") ? $4 : $3
+		printf "%s %d - kunit: %s.%s\n", status, n, suite, name
+	}
+	END { if (n == 0) print "not ok 1 - kunit: no contigmem KUnit results in the kernel log"; printf "1..%d\n", (n ? n : 1) }'
 
 contigmem-tests
 status=$?
@@ -23,8 +36,8 @@ echo "TAP version 13"
 exec 3</dev/contigmem
 out=$(rmmod contigmem 2>&1)
 rc=$?
-[ $rc -ne 0 ] && echo "$out" | grep -q 'in use'
-tap "rmmod fails while a file is open" $? "expected rmmod to fail with 'in use', saw rc=$rc: $out"
+[ $rc -ne 0 ] && [ -e /sys/module/contigmem ] && [ -e /dev/contigmem ]
+tap "rmmod fails while a file is open" $? "expected rmmod to fail and the module to stay, saw rc=$rc: $out"
 exec 3<&-
 out=$(rmmod contigmem 2>&1)
 tap "rmmod succeeds once the file is closed" $? "$out"
@@ -46,6 +59,16 @@ tap "insmod again" $?
 out=$(contigmem info --json)
 echo "$out" | grep -q '"opened": true'
 tap "contigmem info --json reports the device opened" $? "$out"
+rmmod contigmem
+insmod /contigmem.ko max_total_mb=96 max_file_mb=64 mode=0640
+tap "insmod with byte caps and mode 0640" $?
+mode=$(stat -c %a /dev/contigmem)
+[ "$mode" = 640 ]
+tap "the mode parameter sets the node's mode" $? "expected 640, saw $mode"
 echo "1..$n"
 
-[ $status -eq 0 ] && [ $failed -eq 0 ]
+# The cap tests skip under the default caps (3/4 of RAM); here they are small.
+contigmem-tests cap
+cap_status=$?
+
+[ $status -eq 0 ] && [ $cap_status -eq 0 ] && [ $failed -eq 0 ]

@@ -60,6 +60,10 @@ pub fn register(tap: &mut Tap, v: &Version) {
         "ENOSPC at the per-file cap, and room again after FREE",
         per_file_cap,
     );
+    tap.test(
+        "ENOSPC at the global cap across two files",
+        global_cap,
+    );
 }
 
 fn roundtrip(kind: Kind, size: u64) -> Outcome {
@@ -260,4 +264,37 @@ fn per_file_cap() -> Outcome {
     dev.alloc(Kind::Vmalloc, chunk)
         .ctx("ALLOC after FREE made room")?;
     Ok(())
+}
+
+/// Two files, each under its own cap, together reach the global cap: the next byte is refused.
+fn global_cap() -> Outcome {
+    let (a, b) = (open()?, open()?);
+    let v = version(&a)?;
+    let room = v.max_total_bytes.saturating_sub(v.live_bytes);
+    if v.max_file_bytes >= room || room > 2 * v.max_file_bytes || room > G {
+        return Err(skip(format!(
+            "needs a per-file cap ({}) below the global room ({}), at least half of it, and at most 1G: load with max_file_mb and max_total_mb",
+            size_name(v.max_file_bytes),
+            size_name(room)
+        )));
+    }
+    let page = a.page_size() as u64;
+    let first = round_down(v.max_file_bytes, page);
+    let _held_a = a.alloc(Kind::Vmalloc, first).ctx("ALLOC the first file's cap")?;
+    let second = round_down(room - first, page);
+    check!(second > 0, "no room left for the second file");
+    let held_b = b.alloc(Kind::Vmalloc, second).ctx("ALLOC the rest in the second file")?;
+    let v2 = version(&a)?;
+    expect_errno(
+        b.alloc(Kind::Vmalloc, page),
+        Errno::NOSPC,
+        format!("ALLOC of a page with {} of {} bytes held", v2.live_bytes, v2.max_total_bytes),
+    )?;
+    held_b.free().ctx("FREE")?;
+    b.alloc(Kind::Vmalloc, page).ctx("ALLOC after FREE made room")?;
+    Ok(())
+}
+
+fn round_down(x: u64, to: u64) -> u64 {
+    x / to * to
 }

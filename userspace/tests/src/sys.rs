@@ -3,20 +3,24 @@
 //! The tests' own raw system calls: fork, dropping privileges, mprotect. The only `unsafe` of
 //! the test binary.
 
+use std::fs::File;
 use std::io::{Read, Write};
-use std::os::unix::net::UnixStream;
 use std::panic::{catch_unwind, AssertUnwindSafe};
 
 use rustix::io::Errno;
 use rustix::process::{Pid, WaitOptions};
 
-/// A channel between a forked child and its parent, to take turns.
-pub struct Chan(UnixStream);
+/// A channel between a forked child and its parent, to take turns: two pipes (the test kernel
+/// has no sockets).
+pub struct Chan {
+    rx: File,
+    tx: File,
+}
 
 impl Chan {
     /// Tells the other side to go on.
     pub fn signal(&mut self) -> Result<(), String> {
-        self.0
+        self.tx
             .write_all(b"!")
             .map_err(|e| format!("signalling: {e}"))
     }
@@ -24,14 +28,23 @@ impl Chan {
     /// Waits for the other side's signal.
     pub fn wait(&mut self) -> Result<(), String> {
         let mut byte = [0u8];
-        self.0
+        self.rx
             .read_exact(&mut byte)
             .map_err(|e| format!("waiting for the other process: {e} (did it fail?)"))
     }
 }
 
-fn pair() -> Result<(UnixStream, UnixStream), String> {
-    UnixStream::pair().map_err(|e| format!("socketpair: {e}"))
+/// A pipe: (read end, write end).
+fn pipe() -> Result<(File, File), String> {
+    let (rx, tx) = rustix::pipe::pipe().map_err(|e| format!("pipe: {e}"))?;
+    Ok((File::from(rx), File::from(tx)))
+}
+
+/// Two connected channels.
+fn pair() -> Result<(Chan, Chan), String> {
+    let (a_rx, b_tx) = pipe()?;
+    let (b_rx, a_tx) = pipe()?;
+    Ok((Chan { rx: a_rx, tx: a_tx }, Chan { rx: b_rx, tx: b_tx }))
 }
 
 /// Forks: runs `child` in the child and `parent` in the parent, which can take turns through
@@ -41,7 +54,7 @@ pub fn fork(
     child: impl FnOnce(&mut Chan) -> Result<(), String>,
     parent: impl FnOnce(&mut Chan) -> Result<(), String>,
 ) -> Result<(), String> {
-    let (mut report_rx, mut report_tx) = pair()?;
+    let (mut report_rx, mut report_tx) = pipe()?;
     let (parent_end, child_end) = pair()?;
     let _ = std::io::stdout().flush();
     // SAFETY: the test binary is single-threaded, so the child is a complete copy in which any
@@ -53,7 +66,7 @@ pub fn fork(
     if pid == 0 {
         drop(report_rx);
         drop(parent_end);
-        let mut chan = Chan(child_end);
+        let mut chan = child_end;
         let result = catch_unwind(AssertUnwindSafe(|| child(&mut chan)))
             .unwrap_or_else(|_| Err("the child panicked".to_string()));
         let code = match result {
@@ -70,7 +83,7 @@ pub fn fork(
     }
     drop(report_tx);
     drop(child_end);
-    let mut chan = Chan(parent_end);
+    let mut chan = parent_end;
     let parent_result = parent(&mut chan);
     drop(chan);
     let mut child_report = String::new();

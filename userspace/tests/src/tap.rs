@@ -57,16 +57,29 @@ pub struct Tap {
     run: usize,
     failed: usize,
     skipped: usize,
+    /// Only tests whose name contains this run (the first command-line argument).
+    filter: Option<String>,
 }
 
 impl Tap {
     pub fn new() -> Self {
         println!("TAP version 13");
-        Self::default()
+        Self {
+            filter: std::env::args().nth(1),
+            ..Self::default()
+        }
+    }
+
+    /// Whether the filter selects the test `name`.
+    fn selected(&self, name: &str) -> bool {
+        self.filter.as_deref().is_none_or(|f| name.contains(f))
     }
 
     /// Runs one test and prints its `ok`/`not ok` line; a panic counts as a failure.
     pub fn test(&mut self, name: &str, f: impl FnOnce() -> Outcome) {
+        if !self.selected(name) {
+            return;
+        }
         let outcome = catch_unwind(AssertUnwindSafe(f))
             .unwrap_or_else(|_| Err(Fail::Fail("the test panicked".to_string())));
         self.report(name, outcome);
@@ -83,6 +96,9 @@ impl Tap {
 
     /// Reports a test as skipped without running it.
     pub fn skip(&mut self, name: &str, reason: &str) {
+        if !self.selected(name) {
+            return;
+        }
         self.report(name, Err(skip(reason)));
     }
 

@@ -1,0 +1,191 @@
+// SPDX-License-Identifier: GPL-2.0
+
+//! A buffer: memory from one back-end, shared by the file's table and every mapping of it, and
+//! the byte accounting that bounds how much memory users can hold.
+//!
+//! A buffer is reference counted (`Arc<Buffer>`): the owning file's table holds one reference
+//! until FREE or close, each VMA one more until it is unmapped. The memory is released, and the
+//! bytes given back to the caps, when the last reference goes.
+
+use kernel::{
+    prelude::*,
+    sync::{
+        atomic::{
+            Atomic,
+            Relaxed, //
+        },
+        Arc,
+    },
+    time::{
+        Instant,
+        Monotonic, //
+    },
+};
+
+use crate::{
+    memory::{
+        Kind,
+        Memory,
+        Placement,
+        Request, //
+    },
+    sys::PAGE_SHIFT,
+};
+
+/// Bytes held by all buffers (freed-but-mapped ones included).
+static LIVE_BYTES: Atomic<u64> = Atomic::new(0);
+/// Buffers whose memory is still held.
+static LIVE_BUFFERS: Atomic<u64> = Atomic::new(0);
+/// The next buffer id: ids are global and never reused, so a stale id or cookie never names a
+/// newer buffer, and another file's id is never found in this file's table.
+static NEXT_ID: Atomic<u64> = Atomic::new(1);
+
+/// The global counters, as VERSION reports them.
+pub(crate) fn live() -> (u64, u64) {
+    (LIVE_BYTES.load(Relaxed), LIVE_BUFFERS.load(Relaxed))
+}
+
+/// Adds `bytes` to `counter` unless the sum would exceed `cap`.
+fn try_add(counter: &Atomic<u64>, bytes: u64, cap: u64) -> Result {
+    let mut old = counter.load(Relaxed);
+    loop {
+        let new = old.checked_add(bytes).filter(|&n| n <= cap).ok_or(ENOSPC)?;
+        match counter.cmpxchg(old, new, Relaxed) {
+            Ok(_) => return Ok(()),
+            Err(seen) => old = seen,
+        }
+    }
+}
+
+/// The bytes one open file holds, shared with its buffers so that a buffer freed while mapped
+/// still counts against the file that allocated it.
+pub(crate) struct FileBytes(Atomic<u64>);
+
+impl FileBytes {
+    pub(crate) fn new() -> Self {
+        Self(Atomic::new(0))
+    }
+}
+
+/// Bytes reserved against the global and the per-file cap, given back on drop.
+///
+/// # Invariants
+///
+/// `bytes` have been added to `LIVE_BYTES` and to `file`, and one buffer to `LIVE_BUFFERS`.
+struct Charge {
+    bytes: u64,
+    file: Arc<FileBytes>,
+}
+
+impl Charge {
+    fn new(bytes: u64, file: Arc<FileBytes>, caps: &Caps) -> Result<Self> {
+        try_add(&file.0, bytes, caps.file)?;
+        if let Err(e) = try_add(&LIVE_BYTES, bytes, caps.total) {
+            file.0.fetch_sub(bytes, Relaxed);
+            return Err(e);
+        }
+        LIVE_BUFFERS.add(1, Relaxed);
+        // INVARIANT: Both counters and the buffer count were raised above.
+        Ok(Self { bytes, file })
+    }
+}
+
+impl Drop for Charge {
+    fn drop(&mut self) {
+        // By the type invariant these were added when the charge was made.
+        self.file.0.fetch_sub(self.bytes, Relaxed);
+        LIVE_BYTES.fetch_sub(self.bytes, Relaxed);
+        LIVE_BUFFERS.fetch_sub(1, Relaxed);
+    }
+}
+
+/// The byte caps in force.
+#[derive(Clone, Copy)]
+pub(crate) struct Caps {
+    pub(crate) total: u64,
+    pub(crate) file: u64,
+}
+
+/// One buffer.
+pub(crate) struct Buffer {
+    pub(crate) id: u64,
+    pub(crate) kind: Kind,
+    /// Bytes, a multiple of the page size.
+    pub(crate) size: u64,
+    pub(crate) uninit: bool,
+    pub(crate) alloc_ns: u64,
+    pub(crate) placement: Placement,
+    /// Live VMAs mapping this buffer.
+    mappings: Atomic<u64>,
+    pub(crate) memory: Memory,
+    // Dropped after `memory`: the bytes are given back once the memory is freed.
+    _charge: Charge,
+}
+
+impl Buffer {
+    /// Charges the caps, allocates `req` and times the allocation.
+    pub(crate) fn new(req: &Request, file: Arc<FileBytes>, caps: &Caps) -> Result<Arc<Self>> {
+        let charge = Charge::new(req.size, file, caps)?;
+        let start = Instant::<Monotonic>::now();
+        let memory = Memory::alloc(req)?;
+        let alloc_ns = start.elapsed().as_nanos().max(0) as u64;
+        let placement = memory.placement();
+        let id = NEXT_ID.fetch_add(1, Relaxed);
+        Ok(Arc::new(
+            Self {
+                id,
+                kind: req.kind,
+                size: req.size,
+                uninit: req.uninit,
+                alloc_ns,
+                placement,
+                mappings: Atomic::new(0),
+                memory,
+                _charge: charge,
+            },
+            GFP_KERNEL,
+        )?)
+    }
+
+    /// The number of pages.
+    pub(crate) fn pages(&self) -> u64 {
+        self.size >> PAGE_SHIFT
+    }
+
+    /// Live VMAs mapping this buffer.
+    pub(crate) fn mappings(&self) -> u64 {
+        self.mappings.load(Relaxed)
+    }
+
+    /// Counts a new VMA.
+    pub(crate) fn mapped(&self) {
+        self.mappings.add(1, Relaxed);
+    }
+
+    /// Counts a VMA gone.
+    pub(crate) fn unmapped(&self) {
+        self.mappings.fetch_sub(1, Relaxed);
+    }
+}
+
+#[kunit_tests(contigmem_buffer)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn try_add_respects_the_cap() {
+        let counter = Atomic::new(0u64);
+        assert_eq!(try_add(&counter, 10, 15), Ok(()));
+        assert_eq!(try_add(&counter, 6, 15), Err(ENOSPC));
+        assert_eq!(counter.load(Relaxed), 10);
+        assert_eq!(try_add(&counter, 5, 15), Ok(()));
+        assert_eq!(counter.load(Relaxed), 15);
+    }
+
+    #[test]
+    fn try_add_refuses_overflow() {
+        let counter = Atomic::new(u64::MAX - 1);
+        assert_eq!(try_add(&counter, 2, u64::MAX), Err(ENOSPC));
+        assert_eq!(counter.load(Relaxed), u64::MAX - 1);
+    }
+}

@@ -1,0 +1,134 @@
+// SPDX-License-Identifier: GPL-2.0
+
+//! Mapping buffers into user address spaces: the mmap cookie, the checks on a new VMA, and the
+//! VMA operations that keep a buffer alive for as long as any VMA maps it.
+
+use kernel::{
+    bindings,
+    mm::virt::{
+        flags,
+        VmaNew, //
+    },
+    prelude::*,
+    sync::{
+        Arc,
+        ArcBorrow, //
+    },
+};
+
+use crate::{
+    buffer::Buffer,
+    sys::{
+        self,
+        PAGE_SHIFT, //
+    },
+};
+
+/// A buffer's mmap offset is its id shifted by this many bits; the low bits select the first
+/// page of a window. Buffers are therefore smaller than 64 GiB, and ids stay below
+/// [`MAX_ID`] so that offsets fit a non-negative `off_t`.
+pub(crate) const COOKIE_SHIFT: u32 = 36;
+/// The first id that no longer fits a cookie.
+pub(crate) const MAX_ID: u64 = 1 << (63 - COOKIE_SHIFT);
+/// The largest buffer a cookie can address.
+pub(crate) const MAX_BUFFER: u64 = 1 << COOKIE_SHIFT;
+
+/// The mmap offset of buffer `id`.
+pub(crate) fn cookie(id: u64) -> u64 {
+    id << COOKIE_SHIFT
+}
+
+/// Splits a VMA's page offset into the buffer id and the first page of the window.
+pub(crate) fn decode(pgoff: u64) -> (u64, u64) {
+    let shift = COOKIE_SHIFT - PAGE_SHIFT;
+    (pgoff >> shift, pgoff & ((1 << shift) - 1))
+}
+
+/// Maps `buf` into `vma`, from page `first_page` for the VMA's length.
+///
+/// Only shared, non-executable windows inside the buffer are accepted; the VMA cannot grow
+/// (`VM_DONTEXPAND`), and it holds a reference to the buffer until it is closed.
+pub(crate) fn mmap(buf: Arc<Buffer>, vma: &VmaNew, first_page: u64) -> Result {
+    if vma.flags() & flags::SHARED == 0 {
+        return Err(EINVAL);
+    }
+    if vma.executable() {
+        return Err(EPERM);
+    }
+    vma.try_clear_mayexec()?;
+    let pages = ((vma.end() - vma.start()) as u64) >> PAGE_SHIFT;
+    match first_page.checked_add(pages) {
+        Some(end) if end <= buf.pages() => {}
+        _ => return Err(EINVAL),
+    }
+    vma.set_dontexpand();
+    buf.memory.map(vma, first_page)?;
+    buf.mapped();
+    // SAFETY: `VM_OPS` is a constant promoted to a static; its callbacks take the pointer from
+    // `Arc::into_raw` as their private data, which is what we pass.
+    unsafe { sys::vma::set_ops(vma, &VM_OPS, Arc::into_raw(buf).cast_mut().cast()) };
+    Ok(())
+}
+
+/// The operations of every contigmem VMA: each VMA holds one reference to its buffer.
+const VM_OPS: bindings::vm_operations_struct = bindings::vm_operations_struct {
+    open: Some(vma_open),
+    close: Some(vma_close),
+    // SAFETY: All other callbacks are optional and null (`None`) is a valid value for them.
+    ..unsafe { core::mem::zeroed() }
+};
+
+/// Called when a VMA is copied (fork, split by a partial munmap or mprotect, mremap): the copy
+/// takes a reference of its own.
+///
+/// # Safety
+///
+/// `vma` is a valid VMA whose `vm_private_data` was set by [`mmap`] (copied from the original).
+unsafe extern "C" fn vma_open(vma: *mut bindings::vm_area_struct) {
+    // SAFETY: By the safety requirements, the private data is a pointer from `Arc::into_raw`
+    // whose reference is held by the original VMA, which outlives this call.
+    let buf = unsafe { ArcBorrow::<Buffer>::from_raw((*vma).vm_private_data.cast::<Buffer>()) };
+    let buf: Arc<Buffer> = buf.into();
+    buf.mapped();
+    // The new VMA owns this reference until `vma_close`.
+    let _ = Arc::into_raw(buf);
+}
+
+/// Called when a VMA goes away: drops its reference, freeing the buffer if it was the last.
+///
+/// # Safety
+///
+/// `vma` is a valid VMA whose `vm_private_data` holds a reference from [`mmap`] or [`vma_open`].
+unsafe extern "C" fn vma_close(vma: *mut bindings::vm_area_struct) {
+    // SAFETY: By the safety requirements the private data owns one reference, which we take back;
+    // the VMA is going away and never uses it again.
+    let buf = unsafe { Arc::<Buffer>::from_raw((*vma).vm_private_data.cast::<Buffer>()) };
+    buf.unmapped();
+    drop(buf);
+}
+
+#[kunit_tests(contigmem_mapping)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn cookie_round_trips() {
+        for id in [1u64, 2, 1000, MAX_ID - 1] {
+            let pgoff = cookie(id) >> PAGE_SHIFT;
+            assert_eq!(decode(pgoff), (id, 0));
+            assert_eq!(decode(pgoff + 7), (id, 7));
+        }
+    }
+
+    #[test]
+    fn cookies_fit_off_t() {
+        assert!(cookie(MAX_ID - 1) + (MAX_BUFFER - 1) <= i64::MAX as u64);
+    }
+
+    #[test]
+    fn window_pages_stay_in_their_buffer() {
+        let last = (MAX_BUFFER >> PAGE_SHIFT) - 1;
+        assert_eq!(decode((cookie(5) >> PAGE_SHIFT) + last), (5, last));
+        assert_eq!(decode((cookie(5) >> PAGE_SHIFT) + last + 1), (6, 0));
+    }
+}

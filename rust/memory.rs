@@ -1,0 +1,328 @@
+// SPDX-License-Identifier: GPL-2.0
+
+//! The back-ends: memory from kmalloc, kzalloc, vmalloc, alloc_pages and alloc_contig_pages,
+//! and how each is mapped into a user VMA.
+
+use core::{
+    alloc::Layout,
+    ptr::NonNull, //
+};
+
+use kernel::{
+    alloc::{
+        allocator::{
+            Kmalloc,
+            Vmalloc, //
+        },
+        flags,
+        Allocator,
+        NumaNode, //
+    },
+    bindings,
+    mm::virt::VmaNew,
+    prelude::*, //
+};
+
+use crate::{
+    abi,
+    sys::{
+        self,
+        PageRun,
+        MAX_PAGE_ORDER,
+        PAGE_SHIFT,
+        PAGE_SIZE, //
+    },
+};
+
+/// The allocator a buffer comes from (`enum contigmem_kind`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Kind {
+    Kmalloc,
+    Kzalloc,
+    Vmalloc,
+    Pages,
+    Huge,
+}
+
+impl Kind {
+    /// Every kind, in ABI order.
+    pub(crate) const ALL: [Kind; abi::KIND_COUNT as usize] =
+        [Kind::Kmalloc, Kind::Kzalloc, Kind::Vmalloc, Kind::Pages, Kind::Huge];
+
+    /// The kind with ABI number `raw`, or `EINVAL`.
+    pub(crate) fn from_abi(raw: u32) -> Result<Self> {
+        Self::ALL.get(raw as usize).copied().ok_or(EINVAL)
+    }
+
+    /// The ABI number of this kind.
+    pub(crate) fn to_abi(self) -> u32 {
+        self as u32
+    }
+
+    /// Whether buffers of this kind are physically contiguous.
+    pub(crate) fn contiguous(self) -> bool {
+        self != Kind::Vmalloc
+    }
+
+    /// Whether a caller may ask for an alignment beyond the page.
+    pub(crate) fn takes_align(self) -> bool {
+        matches!(self, Kind::Pages | Kind::Huge)
+    }
+
+    /// The largest buffer of this kind, in bytes, given the byte cap `cap`.
+    pub(crate) fn max_size(self, cap: u64) -> u64 {
+        // KMALLOC_MAX_SIZE with SLUB, and the largest buddy block: 4 MiB on x86-64.
+        let max_block = 1u64 << (MAX_PAGE_ORDER + PAGE_SHIFT);
+        match self {
+            Kind::Kmalloc | Kind::Kzalloc | Kind::Pages => max_block.min(cap),
+            Kind::Vmalloc | Kind::Huge => cap.min(sys::totalram_bytes()),
+        }
+    }
+}
+
+/// What a caller asks of a back-end.
+pub(crate) struct Request {
+    pub(crate) kind: Kind,
+    /// Bytes, a non-zero multiple of the page size.
+    pub(crate) size: u64,
+    /// Bytes, a power of two >= the page size.
+    pub(crate) align: u64,
+    /// Skip zeroing.
+    pub(crate) uninit: bool,
+    /// An online node or -1.
+    pub(crate) node: i32,
+}
+
+/// Memory owned by a buffer.
+///
+/// # Invariants
+///
+/// `Slab` and `Vmalloc` hold a live allocation of `layout` from `Kmalloc`/`Vmalloc` at `ptr`,
+/// owned by this object, whose size is a multiple of the page size and which starts on a page
+/// boundary.
+pub(crate) enum Memory {
+    Slab { ptr: NonNull<u8>, layout: Layout },
+    Vmalloc { ptr: NonNull<u8>, layout: Layout },
+    Pages(PageRun),
+}
+
+// SAFETY: `Memory` owns its allocation exclusively; kmalloc, vmalloc and page memory may be used
+// and freed from any thread.
+unsafe impl Send for Memory {}
+// SAFETY: Shared references only read addresses and map pages, which any thread may do.
+unsafe impl Sync for Memory {}
+
+/// A placement in physical memory: the first PFN, the number of contiguous runs and the node.
+pub(crate) struct Placement {
+    pub(crate) pfn: u64,
+    pub(crate) segments: u64,
+    pub(crate) node: i32,
+}
+
+impl Memory {
+    /// Allocates the memory for `req`: zeroed unless `req.uninit`, charged to the caller's memory
+    /// cgroup where the allocator allows it, and without a warning when it fails.
+    pub(crate) fn alloc(req: &Request) -> Result<Self> {
+        let size = usize::try_from(req.size).map_err(|_| E2BIG)?;
+        let pages = size >> PAGE_SHIFT;
+        // Failures here are expected and reported to the caller: no warning splat. Everything
+        // but contiguous ranges is charged to the caller's memory cgroup.
+        let gfp = flags::GFP_KERNEL_ACCOUNT | flags::__GFP_NOWARN;
+        let zero = if req.uninit { gfp } else { gfp | flags::__GFP_ZERO };
+        let nid = if req.node < 0 { NumaNode::NO_NODE } else { NumaNode::new(req.node)? };
+        match req.kind {
+            Kind::Kmalloc | Kind::Kzalloc => {
+                let layout = Layout::from_size_align(size, PAGE_SIZE as usize).map_err(|_| E2BIG)?;
+                // kzalloc is kmalloc with __GFP_ZERO; kmalloc memory is zeroed after the fact
+                // (unless UNINIT) so the two can be compared honestly.
+                let flags = if req.kind == Kind::Kzalloc { zero } else { gfp };
+                let ptr = Kmalloc::alloc(layout, flags, nid).map_err(|_| ENOMEM)?.cast::<u8>();
+                // INVARIANT: `ptr` is a live `Kmalloc` allocation of `layout`; the page alignment
+                // is checked next (slab objects of a power-of-two size are naturally aligned,
+                // larger ones come from the page allocator).
+                let mem = Self::Slab { ptr, layout };
+                if (ptr.as_ptr() as usize) % (PAGE_SIZE as usize) != 0 {
+                    return Err(ENOMEM);
+                }
+                if req.kind == Kind::Kmalloc && !req.uninit {
+                    // SAFETY: `ptr` is a fresh allocation of `size` bytes that nobody else sees.
+                    unsafe { core::ptr::write_bytes(ptr.as_ptr(), 0, size) };
+                }
+                Ok(mem)
+            }
+            Kind::Vmalloc => {
+                let layout = Layout::from_size_align(size, PAGE_SIZE as usize).map_err(|_| E2BIG)?;
+                let ptr = Vmalloc::alloc(layout, zero, nid)
+                    .map_err(|_| ENOMEM)?
+                    .cast::<u8>();
+                // INVARIANT: vmalloc memory is page aligned and `size` is a multiple of pages.
+                Ok(Self::Vmalloc { ptr, layout })
+            }
+            Kind::Pages => {
+                let order = usize::BITS - (pages.max(req.align as usize >> PAGE_SHIFT) - 1).leading_zeros();
+                let gfp = sys::gfp::ALLOC | sys::gfp::ACCOUNT | sys::gfp::zero(!req.uninit);
+                Ok(Self::Pages(PageRun::alloc_pages(pages, order, gfp, req.node)?))
+            }
+            Kind::Huge => {
+                // alloc_contig_range() refuses __GFP_ACCOUNT: contiguous ranges are not charged
+                // to a memory cgroup, the byte caps bound them instead.
+                let gfp = sys::gfp::ALLOC | sys::gfp::zero(!req.uninit);
+                let align = (req.align >> PAGE_SHIFT) as usize;
+                Ok(Self::Pages(PageRun::alloc_contig(pages, align, gfp, req.node)?))
+            }
+        }
+    }
+
+    /// Where the memory is: first PFN, number of physically contiguous runs, node.
+    pub(crate) fn placement(&self) -> Placement {
+        match self {
+            Self::Slab { ptr, .. } => Placement {
+                pfn: sys::virt_to_phys(*ptr) >> PAGE_SHIFT,
+                segments: 1,
+                node: self.first_nid(),
+            },
+            Self::Vmalloc { layout, .. } => {
+                let pages = layout.size() >> PAGE_SHIFT;
+                let mut segments = 0;
+                let mut prev = u64::MAX;
+                for i in 0..pages {
+                    let pfn = self.vmalloc_pfn(i);
+                    if prev == u64::MAX || pfn != prev + 1 {
+                        segments += 1;
+                    }
+                    prev = pfn;
+                }
+                Placement {
+                    pfn: self.vmalloc_pfn(0),
+                    segments,
+                    node: self.first_nid(),
+                }
+            }
+            Self::Pages(run) => Placement {
+                pfn: run.pfn(),
+                segments: 1,
+                node: run.nid(),
+            },
+        }
+    }
+
+    /// The node of the first page of a slab or vmalloc allocation.
+    fn first_nid(&self) -> i32 {
+        match self {
+            // The kernel exports no way from a direct-map address to its node; with one node
+            // the answer is known.
+            Self::Slab { .. } => {
+                if bindings::MAX_NUMNODES == 1 {
+                    0
+                } else {
+                    -1
+                }
+            }
+            Self::Vmalloc { ptr, .. } => {
+                // SAFETY: By the type invariant `ptr` is a live `Vmalloc` allocation that
+                // outlives the borrowed page.
+                let page = unsafe { Vmalloc::to_page(*ptr) };
+                page.nid()
+            }
+            Self::Pages(run) => run.nid(),
+        }
+    }
+
+    /// The PFN of page `i` of a vmalloc allocation.
+    fn vmalloc_pfn(&self, i: usize) -> u64 {
+        let Self::Vmalloc { ptr, layout } = self else {
+            return 0;
+        };
+        debug_assert!(i < layout.size() >> PAGE_SHIFT);
+        // SAFETY: By the type invariant `ptr` is a live vmalloc allocation of `layout.size()`
+        // bytes and page `i` lies inside it, so `vmalloc_to_pfn` finds its page.
+        unsafe { bindings::vmalloc_to_pfn(ptr.as_ptr().add(i << PAGE_SHIFT).cast()) as u64 }
+    }
+
+    /// Maps `vma`'s length of this memory from page `first_page` into `vma`.
+    ///
+    /// Pages with a reference count of their own (vmalloc, split buddy pages, contiguous
+    /// ranges) are inserted as normal pages, so the mapping works with `get_user_pages` and
+    /// `/proc/pid/pagemap`. Slab memory cannot be inserted that way and is mapped as special
+    /// PTEs of a mixed map: visible in pagemap, not pinnable.
+    pub(crate) fn map(&self, vma: &VmaNew, first_page: u64) -> Result {
+        let pages = (vma.end() - vma.start()) >> PAGE_SHIFT;
+        let first = usize::try_from(first_page).map_err(|_| EINVAL)?;
+        let mixed = vma.set_mixedmap();
+        for i in 0..pages {
+            let addr = vma.start() + (i << PAGE_SHIFT);
+            let index = first.checked_add(i).ok_or(EINVAL)?;
+            match self {
+                Self::Slab { layout, .. } => {
+                    if index >= layout.size() >> PAGE_SHIFT {
+                        return Err(EINVAL);
+                    }
+                    sys::vma::insert_mixed(mixed, addr, self.placement_pfn() + index as u64)?;
+                }
+                Self::Vmalloc { ptr, layout } => {
+                    if index >= layout.size() >> PAGE_SHIFT {
+                        return Err(EINVAL);
+                    }
+                    // SAFETY: Page `index` lies inside our live allocation (checked above),
+                    // which outlives the borrowed page.
+                    let page = unsafe { Vmalloc::to_page(ptr.add(index << PAGE_SHIFT)) };
+                    mixed.vm_insert_page(addr, &page)?;
+                }
+                Self::Pages(run) => {
+                    let page = run.page(index).ok_or(EINVAL)?;
+                    mixed.vm_insert_page(addr, &page)?;
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// The PFN of the first page of a slab allocation.
+    fn placement_pfn(&self) -> u64 {
+        match self {
+            Self::Slab { ptr, .. } => sys::virt_to_phys(*ptr) >> PAGE_SHIFT,
+            _ => self.placement().pfn,
+        }
+    }
+}
+
+impl Drop for Memory {
+    fn drop(&mut self) {
+        match self {
+            // SAFETY: By the type invariant `ptr` is a live allocation of `layout` from the
+            // matching allocator, owned by us and no longer mapped (mappings hold the buffer).
+            Self::Slab { ptr, layout } => unsafe { Kmalloc::free(*ptr, *layout) },
+            // SAFETY: As above, for `Vmalloc`.
+            Self::Vmalloc { ptr, layout } => unsafe { Vmalloc::free(*ptr, *layout) },
+            // `PageRun` frees its pages itself.
+            Self::Pages(_) => {}
+        }
+    }
+}
+
+#[kunit_tests(contigmem_memory)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn kinds_follow_the_abi() {
+        for (i, kind) in Kind::ALL.iter().enumerate() {
+            assert_eq!(Kind::from_abi(i as u32), Ok(*kind));
+            assert_eq!(kind.to_abi(), i as u32);
+        }
+        assert_eq!(Kind::from_abi(abi::KIND_COUNT), Err(EINVAL));
+        assert_eq!(Kind::from_abi(u32::MAX), Err(EINVAL));
+        assert_eq!(Kind::Huge.to_abi(), abi::KIND_HUGE);
+    }
+
+    #[test]
+    fn limits() {
+        let block = 1u64 << (MAX_PAGE_ORDER + PAGE_SHIFT);
+        assert_eq!(Kind::Kmalloc.max_size(u64::MAX), block);
+        assert_eq!(Kind::Pages.max_size(u64::MAX), block);
+        assert_eq!(Kind::Kmalloc.max_size(PAGE_SIZE), PAGE_SIZE);
+        assert!(Kind::Huge.max_size(u64::MAX) <= sys::totalram_bytes());
+        assert!(!Kind::Vmalloc.contiguous());
+        assert!(Kind::Huge.contiguous() && Kind::Kzalloc.contiguous());
+    }
+}

@@ -1,0 +1,296 @@
+// SPDX-License-Identifier: GPL-2.0
+
+//! The C calls the kernel crate has no abstraction for, each behind a safe function.
+//!
+//! Everything that touches `kernel::bindings` directly lives here, so the rest of the crate never
+//! sees a raw pointer it must reason about. Each function states what it relies on.
+
+use core::ptr::NonNull;
+
+use kernel::{
+    bindings,
+    mm::virt::{
+        VmaMixedMap,
+        VmaNew, //
+    },
+    page::BorrowedPage,
+    prelude::*, //
+};
+
+/// The size of a page, as a `u64` for ABI arithmetic.
+pub(crate) const PAGE_SIZE: u64 = kernel::page::PAGE_SIZE as u64;
+/// log2 of [`PAGE_SIZE`].
+pub(crate) const PAGE_SHIFT: u32 = kernel::page::PAGE_SHIFT as u32;
+/// The largest order the buddy allocator hands out (`MAX_PAGE_ORDER`).
+pub(crate) const MAX_PAGE_ORDER: u32 = bindings::MAX_PAGE_ORDER;
+
+/// Whether the current task has `CAP_SYS_ADMIN` (audited, as `capable()` is).
+pub(crate) fn capable_sys_admin() -> bool {
+    // SAFETY: `capable` only reads the current task's credentials; any capability number is
+    // accepted.
+    unsafe { bindings::capable(bindings::CAP_SYS_ADMIN as i32) }
+}
+
+/// Whether `nid` names an online NUMA node.
+pub(crate) fn node_online(nid: i32) -> bool {
+    let Ok(n) = usize::try_from(nid) else {
+        return false;
+    };
+    if n >= bindings::MAX_NUMNODES as usize {
+        return false;
+    }
+    let bits_per_long = usize::BITS as usize;
+    // SAFETY: `node_states` is a global array that lives as long as the kernel; `N_ONLINE` is a
+    // valid index into it, and reading a word of its bitmap races only benignly with hotplug.
+    let word = unsafe {
+        core::ptr::addr_of!(bindings::node_states[bindings::node_states_N_ONLINE as usize].bits)
+            .cast::<usize>()
+            .add(n / bits_per_long)
+            .read_volatile()
+    };
+    word & (1 << (n % bits_per_long)) != 0
+}
+
+/// The memory the kernel manages, in bytes (`totalram_pages() << PAGE_SHIFT`).
+pub(crate) fn totalram_bytes() -> u64 {
+    let mut info = core::mem::MaybeUninit::<bindings::sysinfo>::zeroed();
+    // SAFETY: `si_meminfo` fills the `struct sysinfo` we pass, which lives on our stack.
+    unsafe { bindings::si_meminfo(info.as_mut_ptr()) };
+    // SAFETY: Zeroed memory is a valid `sysinfo` (plain integers), and `si_meminfo` filled it.
+    let info = unsafe { info.assume_init() };
+    (info.totalram as u64).saturating_mul(u64::from(info.mem_unit))
+}
+
+/// GFP flags for the raw page allocator calls (the kernel crate's `Flags` cannot express
+/// `__GFP_RETRY_MAYFAIL`).
+pub(crate) mod gfp {
+    use kernel::bindings;
+
+    /// Try hard, but fail rather than invoke the OOM killer, and without a warning: the failure
+    /// is reported to the caller.
+    pub(crate) const ALLOC: u32 = bindings::GFP_KERNEL
+        | bindings::__GFP_NOWARN
+        | (1 << bindings::___GFP_RETRY_MAYFAIL_BIT);
+    /// Charge the caller's memory cgroup.
+    pub(crate) const ACCOUNT: u32 = 1 << bindings::___GFP_ACCOUNT_BIT;
+
+    /// `__GFP_ZERO` when `zero`.
+    pub(crate) const fn zero(zero: bool) -> u32 {
+        if zero {
+            bindings::__GFP_ZERO
+        } else {
+            0
+        }
+    }
+}
+
+/// The physical address behind a kernel virtual address (direct map or vmalloc).
+///
+/// `slow_virt_to_phys` walks the kernel page tables, so it works for both kinds of address.
+pub(crate) fn virt_to_phys(addr: NonNull<u8>) -> u64 {
+    // SAFETY: `slow_virt_to_phys` only reads the kernel page tables; the callers pass addresses of
+    // live allocations, which are mapped.
+    unsafe { bindings::slow_virt_to_phys(addr.as_ptr().cast()) }
+}
+
+/// A run of physically contiguous pages this crate owns, each with its own reference count
+/// (order-0 pages, as `split_page` and `alloc_contig_pages` leave them).
+///
+/// # Invariants
+///
+/// `first` points to the first of `count` order-0 pages, physically contiguous from `pfn`, with
+/// contiguous `struct page`s (SPARSEMEM_VMEMMAP), owned by this object and freed one by one when
+/// it is dropped (a page still pinned by someone else is freed by its last `put_page`).
+pub(crate) struct PageRun {
+    first: NonNull<bindings::page>,
+    pfn: u64,
+    count: usize,
+}
+
+// SAFETY: A `PageRun` owns its pages exclusively; pages may be freed from any thread.
+unsafe impl Send for PageRun {}
+// SAFETY: `&PageRun` only gives out the PFN, the count and borrowed pages, which are safe to use
+// from any thread.
+unsafe impl Sync for PageRun {}
+
+/// The physical frame number of `page`.
+///
+/// # Safety
+///
+/// `page` must point to a valid `struct page` of memory the caller owns.
+unsafe fn page_to_pfn(page: NonNull<bindings::page>) -> u64 {
+    // SAFETY: By the safety requirements `page` is valid. On 64-bit kernels every page is in the
+    // direct map, so `kmap_local_page` returns its permanent address and `kunmap_local` is
+    // paired with it at once.
+    unsafe {
+        let addr = bindings::kmap_local_page(page.as_ptr());
+        let phys = bindings::slow_virt_to_phys(addr);
+        bindings::kunmap_local(addr);
+        phys >> PAGE_SHIFT
+    }
+}
+
+impl PageRun {
+    /// Allocates `count` contiguous pages from the buddy allocator: one block of order
+    /// `order >= log2(count)` (so aligned to `1 << order` pages), split into order-0 pages, the
+    /// tail beyond `count` given back at once.
+    pub(crate) fn alloc_pages(count: usize, order: u32, gfp: u32, nid: i32) -> Result<Self> {
+        if order > MAX_PAGE_ORDER || count == 0 || count > (1usize << order) {
+            return Err(EINVAL);
+        }
+        // SAFETY: `order` is at most `MAX_PAGE_ORDER` (checked above) and `gfp` is a set of GFP
+        // flags built by the caller from the kernel's constants; `nid` is an online node or -1.
+        let raw = unsafe {
+            if nid < 0 {
+                bindings::alloc_pages(gfp, order)
+            } else {
+                bindings::__alloc_pages_noprof(gfp, order, nid, core::ptr::null_mut())
+            }
+        };
+        let first = NonNull::new(raw).ok_or(ENOMEM)?;
+        // SAFETY: `first` is the head of a fresh, non-compound block of order `order` that we own;
+        // `split_page` turns it into `1 << order` order-0 pages with a reference count each.
+        unsafe { bindings::split_page(first.as_ptr(), order) };
+        for i in count..(1usize << order) {
+            // SAFETY: Page `i` lies inside the block we own (a buddy block's `struct page`s are
+            // contiguous), and after `split_page` each page is freed on its own with order 0.
+            unsafe { bindings::__free_pages(first.as_ptr().add(i), 0) };
+        }
+        // SAFETY: `first` is a valid page we own.
+        let pfn = unsafe { page_to_pfn(first) };
+        // INVARIANT: We own the `count` order-0 pages starting at `first`, contiguous from `pfn`.
+        Ok(Self { first, pfn, count })
+    }
+
+    /// Allocates `count` contiguous pages with `alloc_contig_pages`, aligned to `align_pages`
+    /// (a power of two): ranges of a power-of-two size come aligned to their size; otherwise
+    /// the range is over-allocated by `align_pages - 1` and the unaligned head and the tail are
+    /// given back.
+    pub(crate) fn alloc_contig(count: usize, align_pages: usize, gfp: u32, nid: i32) -> Result<Self> {
+        if count == 0 || !align_pages.is_power_of_two() {
+            return Err(EINVAL);
+        }
+        let natural = count.is_power_of_two() && count >= align_pages;
+        let total = if natural || align_pages == 1 {
+            count
+        } else {
+            count.checked_add(align_pages - 1).ok_or(E2BIG)?
+        };
+        // SAFETY: `total` is non-zero, `gfp` holds only flags `alloc_contig_range` accepts (the
+        // caller builds it), `nid` is an online node or `NUMA_NO_NODE`, and a null nodemask
+        // means any node.
+        let raw = unsafe {
+            bindings::alloc_contig_pages_noprof(
+                total as _,
+                gfp,
+                nid,
+                core::ptr::null_mut(),
+            )
+        };
+        let base = NonNull::new(raw).ok_or(ENOMEM)?;
+        // SAFETY: `base` is the first of `total` pages we own.
+        let base_pfn = unsafe { page_to_pfn(base) };
+        let head = ((base_pfn.next_multiple_of(align_pages as u64)) - base_pfn) as usize;
+        let tail = total - head - count;
+        // SAFETY: The head `[base_pfn, base_pfn + head)` and the tail after `count` pages lie in
+        // the range we just allocated and own; `free_contig_range` frees non-compound pages.
+        unsafe {
+            if head > 0 {
+                bindings::free_contig_range(base_pfn as _, head as _);
+            }
+            if tail > 0 {
+                bindings::free_contig_range((base_pfn + (head + count) as u64) as _, tail as _);
+            }
+        }
+        // SAFETY: With SPARSEMEM_VMEMMAP the `struct page`s of a contiguous PFN range are
+        // contiguous, and page `head` lies inside the range we allocated.
+        let first = unsafe { NonNull::new_unchecked(base.as_ptr().add(head)) };
+        // INVARIANT: We own the `count` order-0 pages from `base_pfn + head`, each with a
+        // reference count of one (`alloc_contig_pages` leaves them so).
+        Ok(Self {
+            first,
+            pfn: base_pfn + head as u64,
+            count,
+        })
+    }
+
+    /// The PFN of the first page.
+    pub(crate) fn pfn(&self) -> u64 {
+        self.pfn
+    }
+
+    /// Page `i` of the run.
+    pub(crate) fn page(&self, i: usize) -> Option<BorrowedPage<'_>> {
+        if i >= self.count {
+            return None;
+        }
+        // SAFETY: Page `i` lies inside the run (checked above), whose `struct page`s are
+        // contiguous by the type invariant and live as long as `self`.
+        Some(unsafe { BorrowedPage::from_raw(NonNull::new_unchecked(self.first.as_ptr().add(i))) })
+    }
+
+    /// The NUMA node of the first page.
+    pub(crate) fn nid(&self) -> i32 {
+        // SAFETY: By the type invariant `first` is a valid page we own.
+        unsafe { bindings::page_to_nid(self.first.as_ptr()) }
+    }
+}
+
+impl Drop for PageRun {
+    fn drop(&mut self) {
+        for i in 0..self.count {
+            // SAFETY: By the type invariant page `i` is an order-0 page whose reference we own;
+            // no VMA maps it any more (each VMA holds the buffer that owns this run).
+            unsafe { bindings::__free_pages(self.first.as_ptr().add(i), 0) };
+        }
+    }
+}
+
+/// The mapping-related raw operations on a new VMA.
+pub(crate) mod vma {
+    use super::*;
+
+    /// The VMA's page offset (`vm_pgoff`): the mmap offset the caller passed, in pages.
+    pub(crate) fn pgoff(vma: &VmaNew) -> u64 {
+        // SAFETY: `vma` is a valid VMA under construction; `vm_pgoff` is a plain field set by
+        // mmap before calling the driver and not changed concurrently.
+        unsafe { (*vma.as_ptr()).vm_pgoff as u64 }
+    }
+
+    /// Maps the page frame `pfn` at `addr` of a `VM_MIXEDMAP` VMA as a special PTE: for memory
+    /// without a refcountable `struct page` of its own, such as slab objects.
+    pub(crate) fn insert_mixed(vma: &VmaMixedMap, addr: usize, pfn: u64) -> Result {
+        if addr < vma.start() || addr >= vma.end() {
+            return Err(EINVAL);
+        }
+        // SAFETY: `vma` is a valid mixed-map VMA whose mmap lock is held (we are in its mmap
+        // callback), `addr` lies inside it (checked above), and the caller maps memory that
+        // outlives the VMA (the VMA holds a reference to the buffer owning it).
+        let ret = unsafe { bindings::vmf_insert_mixed(vma.as_ptr(), addr as _, pfn as _) };
+        if ret == bindings::vm_fault_reason_VM_FAULT_NOPAGE {
+            Ok(())
+        } else if ret & bindings::vm_fault_reason_VM_FAULT_OOM != 0 {
+            Err(ENOMEM)
+        } else {
+            Err(EFAULT)
+        }
+    }
+
+    /// Installs `ops` and `data` as the VMA's operations and private data.
+    ///
+    /// # Safety
+    ///
+    /// `ops` must stay valid for as long as the VMA (the module cannot unload while a VMA exists:
+    /// the VMA holds the file, the file the module), and its callbacks must accept `data`.
+    pub(crate) unsafe fn set_ops(
+        vma: &VmaNew,
+        ops: &'static bindings::vm_operations_struct,
+        data: *mut core::ffi::c_void,
+    ) {
+        // SAFETY: `vma` is valid and exclusively ours during the mmap callback.
+        unsafe {
+            (*vma.as_ptr()).vm_ops = ops;
+            (*vma.as_ptr()).vm_private_data = data;
+        }
+    }
+}
