@@ -8,17 +8,23 @@
 #   make kernel       fetch and build the test kernel (FLAVOUR=debug|bench)
 #   make deps         install the Debian packages and bindgen the build needs
 #   make userspace    build the static guest binaries (library, CLI, tests)
+#   make examples     build the C example (static, for the guest) into out/examples/
+#   make install      install contigmem.ko (modules_install for KDIR) and the uapi header
+#                     (DESTDIR, PREFIX=/usr/local); make uninstall removes them
+#   make rust-analyzer  write rust-project.json for the module crate (for your editor)
 #   make clean        remove the repo's build output (the kernel cache stays)
 
 FLAVOUR ?= debug
 export FLAVOUR
 KDIR ?=
-RUN ?= contigmem info
+RUN ?= contigmem info && contigmem demo
 FILES ?=
+DESTDIR ?=
+PREFIX ?= /usr/local
 TARGET := x86_64-unknown-linux-gnu
 BINDIR := $(CURDIR)/userspace/target/$(TARGET)/release
 
-.PHONY: all module deps kernel userspace run test clean
+.PHONY: all module deps kernel userspace examples install uninstall rust-analyzer run test clean
 
 all: module
 
@@ -36,11 +42,21 @@ userspace:
 	@cd userspace && RUSTFLAGS="-C target-feature=+crt-static" \
 		cargo build --quiet --release --locked --target $(TARGET)
 
+examples: out/examples/contigmem-example
+
+out/examples/contigmem-example: examples/c/contigmem-example.c include/uapi/linux/contigmem.h
+	@echo "examples: cc -static $@"
+	@mkdir -p $(@D)
+	@$(CC) -static -O2 -Wall -Wextra -Werror -I include/uapi -o $@ $<
+
+install uninstall rust-analyzer:
+	@KDIR="$(KDIR)" DESTDIR="$(DESTDIR)" PREFIX="$(PREFIX)" qemu/install.sh $@
+
 run: deps userspace
 	@MODULE=$$(qemu/module.sh) BINDIR=$(BINDIR) qemu/run.sh --exec '$(RUN)' \
 		$(foreach f,$(FILES),--add $(f))
 
-test: deps userspace
+test: deps userspace examples
 	@BINDIR=$(BINDIR) tests/run.sh
 
 clean:

@@ -14,7 +14,7 @@ SUDO=""
 [ "$(id -u)" -eq 0 ] || SUDO=sudo
 
 PKGS=(make bc bison flex libelf-dev libssl-dev cpio busybox-static dwarves kmod
-      xz-utils zstd python3 rsync
+      xz-utils zstd python3 rsync dkms
       clang-19 lld-19 llvm-19 libclang-19-dev
       rustc-web rust-web-src
       qemu-system-x86)

@@ -8,7 +8,8 @@
 # The run fails (exit 1) when the payload fails, when the kernel log shows an oops, BUG,
 # WARNING, KASAN/UBSAN report, lockdep splat, kmemleak leak or hung task, when a taint flag
 # other than the out-of-tree one appears, or when the guest does not finish within the timeout.
-# With --tap, the payload's TAP lines are counted and the last line is `N passed, N failed`.
+# With --tap, the payload's TAP lines are counted and the last line is
+# `N passed, N failed, N skipped` (a skip is not a pass).
 # Knobs (environment): KBUILD (kernel build tree), KERNEL (bzImage), MODULE (contigmem.ko), BINDIR (guest binaries),
 # MACHINE (pc: its 3 GiB below 4G hold a whole aligned GiB; q35 holds 2 GiB less 128 KiB),
 # MEM (4G), SMP (2), TIMEOUT (600), LEAKCHECK (1: kmemleak scan at the end, ~30 s at 4G),
@@ -174,7 +175,8 @@ for p in ${problems[@]+"${problems[@]}"}; do
 	status=1
 done
 if [ "$TAP" = 1 ]; then
-	passed=$(grep -Ec '^ok ' "$work/output" || true)
+	skipped=$(grep -Ec '^ok .*# SKIP' "$work/output" || true)
+	passed=$(( $(grep -Ec '^ok ' "$work/output" || true) - skipped ))
 	failed=$(grep -Ec '^not ok ' "$work/output" || true)
 	# A problem the TAP lines cannot show (a kernel report, a hang, a payload that failed
 	# without a failing test line) counts as a failed test.
@@ -182,7 +184,7 @@ if [ "$TAP" = 1 ]; then
 	[ "$payload_failed" = 0 ] || [ "$(grep -Ec '^not ok ' "$work/output" || true)" -gt 0 ] || failed=$((failed + 1))
 	[ "$passed" -gt 0 ] || [ "$failed" -gt 0 ] || { failed=1; say "FAIL: the payload ran no test"; }
 	[ "$failed" -eq 0 ] || status=1
-	echo "$passed passed, $failed failed"
+	echo "$passed passed, $failed failed, $skipped skipped"
 fi
 [ "$status" -eq 0 ] && say "PASS"
 exit "$status"

@@ -1,17 +1,22 @@
 #!/usr/bin/env bash
 # SPDX-License-Identifier: GPL-2.0
 # `make test`: host tests of the userspace crates, the in-guest suite, the harness self-tests.
-# Prints each part's results and, last, one line `N passed, N failed`; exits non-zero on any
+# Prints each part's results and, last, one line `N passed, N failed, N skipped`; exits non-zero on any
 # failure. Knobs: SELFTEST=0 skips the harness self-tests (they boot eight guests).
 set -uo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 repo=$(dirname "$here")
 passed=0
 failed=0
-add() { # add "N passed, N failed" line
-	local p f
+skipped=0
+part=$(mktemp)
+trap 'rm -f "$part"' EXIT
+add() { # add "N passed, N failed[, N skipped]" line
+	local p f s
 	p=$(sed -n 's/^\([0-9]*\) passed, \([0-9]*\) failed.*/\1/p' <<< "$1")
 	f=$(sed -n 's/^\([0-9]*\) passed, \([0-9]*\) failed.*/\2/p' <<< "$1")
+	s=$(sed -n 's/.* failed, \([0-9]*\) skipped.*/\1/p' <<< "$1")
+	skipped=$((skipped + ${s:-0}))
 	if [ -z "$p" ]; then
 		echo "test: a part printed no result line: counted as one failure"
 		failed=$((failed + 1))
@@ -34,14 +39,16 @@ add "${p:-0} passed, ${f:-0} failed"
 
 echo "== guest: test suite"
 ko=$("$repo/qemu/module.sh") || { echo "test: module build failed"; echo "$passed passed, $((failed + 1)) failed"; exit 1; }
-line=$(MODULE="$ko" "$repo/qemu/run.sh" --tap --add "$repo/tests/guest/suite.sh" --exec 'sh /suite.sh' | tee /dev/stderr | tail -n1)
+MODULE="$ko" "$repo/qemu/run.sh" --tap --add "$repo/tests/guest/suite.sh" --exec 'sh /suite.sh' | tee "$part"
+line=$(tail -n1 "$part")
 add "$line"
 
 if [ "${SELFTEST:-1}" = 1 ]; then
 	echo "== host: harness self-tests"
-	line=$(LOGDIR="$repo/out/$FLAVOUR/selftest-logs" "$here/harness/selftest.sh" | tee /dev/stderr | tail -n1)
+	LOGDIR="$repo/out/$FLAVOUR/selftest-logs" "$here/harness/selftest.sh" | tee "$part"
+	line=$(tail -n1 "$part")
 	add "$line"
 fi
 
-echo "$passed passed, $failed failed"
+echo "$passed passed, $failed failed, $skipped skipped"
 [ "$failed" -eq 0 ]
