@@ -49,8 +49,11 @@ out/examples/contigmem-example: examples/c/contigmem-example.c include/uapi/linu
 	@mkdir -p $(@D)
 	@$(CC) -static -O2 -Wall -Wextra -Werror -I include/uapi -o $@ $<
 
-install uninstall rust-analyzer:
+install uninstall:
 	@KDIR="$(KDIR)" DESTDIR="$(DESTDIR)" PREFIX="$(PREFIX)" qemu/install.sh $@
+
+rust-analyzer:
+	@KDIR="$(KDIR)" qemu/rust-analyzer.sh >/dev/null
 
 run: deps userspace
 	@MODULE=$$(qemu/module.sh) BINDIR=$(BINDIR) qemu/run.sh --exec '$(RUN)' \

@@ -12,8 +12,9 @@ die() { say "error: $*"; exit 1; }
 KDIR=${KDIR:-$("$here/kernel.sh")}
 MO=${MO:-$repo/out/$FLAVOUR/module}
 
+[ -d "$KDIR" ] || die "KDIR=$KDIR does not exist: give the build tree of a Rust-enabled kernel"
 [ -f "$KDIR/Makefile" ] && [ -f "$KDIR/.config" ] ||
-	die "KDIR=$KDIR is not a configured kernel build tree (it needs Makefile and .config)"
+	die "KDIR=$KDIR is not a configured kernel build tree (it needs Makefile and .config; for a tree of your own: make olddefconfig && make)"
 grep -qx 'CONFIG_RUST=y' "$KDIR/.config" ||
 	die "the kernel in $KDIR was built without CONFIG_RUST=y: enable Rust support (make menuconfig, General setup -> Rust support) and rebuild it"
 [ -f "$KDIR/rust/libkernel.rmeta" ] || [ -f "$KDIR/rust/kernel.rmeta" ] ||

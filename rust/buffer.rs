@@ -23,6 +23,11 @@ use kernel::{
 };
 
 use crate::{
+    introspect::{
+        self,
+        Entry,
+        Listed, //
+    },
     memory::{
         Kind,
         Memory,
@@ -73,12 +78,13 @@ impl FileBytes {
 ///
 /// `bytes` have been added to `LIVE_BYTES` and to `file`, and one buffer to `LIVE_BUFFERS`.
 struct Charge {
+    kind: Kind,
     bytes: u64,
     file: Arc<FileBytes>,
 }
 
 impl Charge {
-    fn new(bytes: u64, file: Arc<FileBytes>, caps: &Caps) -> Result<Self> {
+    fn new(kind: Kind, bytes: u64, file: Arc<FileBytes>, caps: &Caps) -> Result<Self> {
         try_add(&file.0, bytes, caps.file)?;
         if let Err(e) = try_add(&LIVE_BYTES, bytes, caps.total) {
             file.0.fetch_sub(bytes, Relaxed);
@@ -86,7 +92,7 @@ impl Charge {
         }
         LIVE_BUFFERS.add(1, Relaxed);
         // INVARIANT: Both counters and the buffer count were raised above.
-        Ok(Self { bytes, file })
+        Ok(Self { kind, bytes, file })
     }
 }
 
@@ -96,6 +102,7 @@ impl Drop for Charge {
         self.file.0.fetch_sub(self.bytes, Relaxed);
         LIVE_BYTES.fetch_sub(self.bytes, Relaxed);
         LIVE_BUFFERS.fetch_sub(1, Relaxed);
+        introspect::count_free(self.kind, self.bytes);
     }
 }
 
@@ -115,22 +122,37 @@ pub(crate) struct Buffer {
     pub(crate) uninit: bool,
     pub(crate) alloc_ns: u64,
     pub(crate) placement: Placement,
-    /// Live VMAs mapping this buffer.
-    mappings: Atomic<u64>,
+    /// Live VMAs mapping this buffer, shared with its debugfs entry.
+    mappings: Arc<Atomic<u64>>,
+    // Fields drop in order: the buffer leaves the debugfs list, then its memory is freed, then
+    // its bytes are given back to the caps.
+    _listed: Listed,
     pub(crate) memory: Memory,
-    // Dropped after `memory`: the bytes are given back once the memory is freed.
     _charge: Charge,
 }
 
 impl Buffer {
     /// Charges the caps, allocates `req` and times the allocation.
     pub(crate) fn new(req: &Request, file: Arc<FileBytes>, caps: &Caps) -> Result<Arc<Self>> {
-        let charge = Charge::new(req.size, file, caps)?;
+        let charge = Charge::new(req.kind, req.size, file, caps)?;
         let start = Instant::<Monotonic>::now();
-        let memory = Memory::alloc(req)?;
+        let memory = Memory::alloc(req);
         let alloc_ns = start.elapsed().as_nanos().max(0) as u64;
+        introspect::count_alloc(req.kind, req.size, memory.is_ok());
+        let memory = memory?;
         let placement = memory.placement();
         let id = NEXT_ID.fetch_add(1, Relaxed);
+        let mappings = Arc::new(Atomic::new(0), GFP_KERNEL)?;
+        let listed = Listed::new(Entry {
+            id,
+            pid: kernel::current!().tgid_nr_ns(None),
+            kind: req.kind,
+            size: req.size,
+            segments: placement.segments,
+            node: placement.node,
+            phys: placement.pfn << PAGE_SHIFT,
+            mappings: mappings.clone(),
+        })?;
         Ok(Arc::new(
             Self {
                 id,
@@ -139,7 +161,8 @@ impl Buffer {
                 uninit: req.uninit,
                 alloc_ns,
                 placement,
-                mappings: Atomic::new(0),
+                mappings,
+                _listed: listed,
                 memory,
                 _charge: charge,
             },

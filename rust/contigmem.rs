@@ -9,6 +9,7 @@
 //! - `abi`: the ioctl structures, shared with userspace and checked against the C header;
 //! - `file`: an open file, its table of buffers and the ioctls;
 //! - `buffer`: a reference-counted buffer and the byte caps;
+//! - `introspect`: counters and the buffer list in debugfs;
 //! - `memory`: the back-ends (kmalloc, kzalloc, vmalloc, pages, contiguous ranges);
 //! - `mapping`: mmap cookies and the VMA operations that keep buffers alive;
 //! - `registration`: the misc device, owned by this module;
@@ -17,6 +18,7 @@
 mod abi;
 mod buffer;
 mod file;
+mod introspect;
 mod mapping;
 mod memory;
 mod registration;
@@ -54,13 +56,19 @@ module! {
 #[pin_data]
 struct ContigmemModule {
     #[pin]
+    _debugfs: introspect::Debugfs,
+    // Dropped after the debugfs files: no file can be opened once they are gone.
+    #[pin]
     _miscdev: registration::Registration<file::ContigmemFile>,
 }
 
 impl kernel::InPlaceModule for ContigmemModule {
     fn init(module: &'static ThisModule) -> impl PinInit<Self, Error> {
         let mode = *module_parameters::mode.value() & 0o777;
+        // SAFETY: `init` runs once, and nothing uses the registry before the device exists.
+        unsafe { introspect::init() };
         try_pin_init!(Self {
+            _debugfs <- introspect::Debugfs::new(),
             _miscdev <- registration::Registration::register(c"contigmem", mode, module),
         })
     }

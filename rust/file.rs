@@ -2,8 +2,10 @@
 
 //! One open file of `/dev/contigmem`: its table of buffers and the ioctls that fill it.
 //!
-//! Lock order: the table's mutex is the only lock of this file; it is never held while memory is
-//! freed (buffers are dropped after it is released) nor while user memory is copied.
+//! Lock order: `mmap_lock` (held by the kernel around our mmap and VMA callbacks) -> the table's
+//! mutex; `mmap_lock` -> the debugfs registry (`introspect`). The table's mutex is never held
+//! while a buffer is dropped (which takes the registry and frees memory), nor while user memory
+//! is copied (which may fault and take `mmap_lock`).
 
 use core::mem::size_of;
 

@@ -59,6 +59,17 @@ impl Kind {
         self as u32
     }
 
+    /// The name of this kind, as the CLI and debugfs spell it.
+    pub(crate) fn name(self) -> &'static str {
+        match self {
+            Kind::Kmalloc => "kmalloc",
+            Kind::Kzalloc => "kzalloc",
+            Kind::Vmalloc => "vmalloc",
+            Kind::Pages => "pages",
+            Kind::Huge => "huge",
+        }
+    }
+
     /// Whether buffers of this kind are physically contiguous.
     pub(crate) fn contiguous(self) -> bool {
         self != Kind::Vmalloc

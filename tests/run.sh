@@ -39,7 +39,11 @@ add "${p:-0} passed, ${f:-0} failed"
 
 echo "== guest: test suite"
 ko=$("$repo/qemu/module.sh") || { echo "test: module build failed"; echo "$passed passed, $((failed + 1)) failed"; exit 1; }
-MODULE="$ko" "$repo/qemu/run.sh" --tap --add "$repo/tests/guest/suite.sh" --exec 'sh /suite.sh' | tee "$part"
+example="$repo/out/examples/contigmem-example"	# make examples; the suite fails without it
+extra=()
+[ -f "$example" ] && extra=(--add "$example")
+MODULE="$ko" "$repo/qemu/run.sh" --tap --add "$repo/tests/guest/suite.sh" ${extra[@]+"${extra[@]}"} \
+	--exec 'sh /suite.sh' | tee "$part"
 line=$(tail -n1 "$part")
 add "$line"
 

@@ -65,6 +65,15 @@ tap "insmod with byte caps and mode 0640" $?
 mode=$(stat -c %a /dev/contigmem)
 [ "$mode" = 640 ]
 tap "the mode parameter sets the node's mode" $? "expected 640, saw $mode"
+# The C example (examples/c, only the uapi header and libc): ALLOC, mmap, pattern, INFO, FREE.
+if [ -x /contigmem-example ]; then
+	out=$(/contigmem-example 2>&1)
+	rc=$?
+	echo "$out" | sed 's/^/# /'
+	tap "C example: alloc, mmap, pattern, info, free" $rc "rc=$rc: $(echo "$out" | tail -n1)"
+else
+	tap "C example: alloc, mmap, pattern, info, free" 1 "/contigmem-example is missing: run make examples"
+fi
 echo "1..$n"
 
 # The cap tests skip under the default caps (3/4 of RAM); here they are small.
