@@ -18,6 +18,7 @@ FLAVOUR ?= debug
 export FLAVOUR
 KDIR ?=
 RUN ?= contigmem info && contigmem demo
+export RUN
 FILES ?=
 DESTDIR ?=
 PREFIX ?= /usr/local
@@ -29,7 +30,7 @@ BINDIR := $(CURDIR)/userspace/target/$(TARGET)/release
 all: module
 
 module:
-	@KDIR="$(KDIR)" qemu/module.sh >/dev/null
+	+@KDIR="$(KDIR)" qemu/module.sh >/dev/null
 
 deps:
 	@qemu/deps.sh
@@ -50,13 +51,13 @@ out/examples/contigmem-example: examples/c/contigmem-example.c include/uapi/linu
 	@$(CC) -static -O2 -Wall -Wextra -Werror -I include/uapi -o $@ $<
 
 install uninstall:
-	@KDIR="$(KDIR)" DESTDIR="$(DESTDIR)" PREFIX="$(PREFIX)" qemu/install.sh $@
+	+@KDIR="$(KDIR)" DESTDIR="$(DESTDIR)" PREFIX="$(PREFIX)" qemu/install.sh $@
 
 rust-analyzer:
-	@KDIR="$(KDIR)" qemu/rust-analyzer.sh >/dev/null
+	+@KDIR="$(KDIR)" qemu/rust-analyzer.sh >/dev/null
 
 run: deps userspace
-	@MODULE=$$(qemu/module.sh) BINDIR=$(BINDIR) qemu/run.sh --exec '$(RUN)' \
+	@MODULE=$$(qemu/module.sh) BINDIR=$(BINDIR) qemu/run.sh --exec "$$RUN" \
 		$(foreach f,$(FILES),--add $(f))
 
 test: deps userspace examples

@@ -12,7 +12,7 @@ die() { say "error: $*"; exit 1; }
 KDIR=${KDIR:-$("$here/kernel.sh")}
 MO=${MO:-$repo/out/$FLAVOUR/module}
 
-[ -d "$KDIR" ] || die "KDIR=$KDIR does not exist: give the build tree of a Rust-enabled kernel"
+[ -d "$KDIR" ] || die "KDIR=$KDIR does not exist or is not a directory: give the build tree of a Rust-enabled kernel"
 [ -f "$KDIR/Makefile" ] && [ -f "$KDIR/.config" ] ||
 	die "KDIR=$KDIR is not a configured kernel build tree (it needs Makefile and .config; for a tree of your own: make olddefconfig && make)"
 grep -qx 'CONFIG_RUST=y' "$KDIR/.config" ||

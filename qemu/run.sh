@@ -111,7 +111,7 @@ printf '%s\n' "$CMD" > "$work/payload.sh"
 	echo "file /init $work/init 0755 0 0"
 	echo "file /payload.sh $work/payload.sh 0755 0 0"
 	[ -z "$MODULE" ] || echo "file /contigmem.ko $MODULE 0644 0 0"
-	for b in "$BINDIR"/contigmem "$BINDIR"/contigmem-tests; do
+	for b in "$BINDIR"/contigmem "$BINDIR"/contigmem-tests "$BINDIR"/contigmem-runas; do
 		[ -f "$b" ] && echo "file /bin/$(basename "$b") $b 0755 0 0"
 	done
 	for f in ${ADD[@]+"${ADD[@]}"}; do
@@ -146,11 +146,11 @@ problems=()
 tr -d '\r' < "$console" > "$work/console"
 tr -d '\r' < "$output" > "$work/output"
 markers='BUG:|WARNING:|KASAN:|UBSAN:|general protection fault|Oops|kernel BUG at|Kernel panic|unreferenced object|INFO: task .* blocked|possible recursive locking|possible circular locking|inconsistent lock state|rcu_.*detected stall|Call Trace:'
-if grep -Eq "$markers" "$work/console"; then
-	first=$(grep -Em1 "$markers" "$work/console" | sed 's/^\[[ 0-9.]*\] //')
+if grep -aEq "$markers" "$work/console"; then
+	first=$(grep -aEm1 "$markers" "$work/console" | sed 's/^\[[ 0-9.]*\] //')
 	problems+=("kernel reported: $first")
 fi
-done_line=$(grep -c '^contigmem-guest: done' "$work/console" || true)
+done_line=$(grep -ac '^contigmem-guest: done' "$work/console" || true)
 [ "$done_line" -ge 1 ] || [ "$qrc" -eq 124 ] || problems+=("guest did not finish (crash or panic before the end; see $console)")
 rc_line=$(sed -n 's/^contigmem-guest: exit=\([0-9]*\).*/\1/p' "$work/console" | tail -n1)
 payload_failed=0
@@ -165,7 +165,7 @@ if [ -n "$taint" ]; then
 	new=$(( after & ~before & ~4096 & ~262144 ))
 	[ "$new" -eq 0 ] || problems+=("new kernel taint $new (before $before, after $after; see Documentation/admin-guide/tainted-kernels.rst)")
 fi
-if grep -q '^contigmem-guest: insmod /contigmem.ko failed' "$work/console"; then
+if grep -aq '^contigmem-guest: insmod /contigmem.ko failed' "$work/console"; then
 	problems+=("insmod contigmem.ko failed")
 fi
 
@@ -175,13 +175,13 @@ for p in ${problems[@]+"${problems[@]}"}; do
 	status=1
 done
 if [ "$TAP" = 1 ]; then
-	skipped=$(grep -Ec '^ok .*# SKIP' "$work/output" || true)
-	passed=$(( $(grep -Ec '^ok ' "$work/output" || true) - skipped ))
-	failed=$(grep -Ec '^not ok ' "$work/output" || true)
+	skipped=$(grep -aEc '^ok .*# SKIP' "$work/output" || true)
+	passed=$(( $(grep -aEc '^ok ' "$work/output" || true) - skipped ))
+	failed=$(grep -aEc '^not ok ' "$work/output" || true)
 	# A problem the TAP lines cannot show (a kernel report, a hang, a payload that failed
 	# without a failing test line) counts as a failed test.
 	failed=$(( failed + ${#problems[@]} ))
-	[ "$payload_failed" = 0 ] || [ "$(grep -Ec '^not ok ' "$work/output" || true)" -gt 0 ] || failed=$((failed + 1))
+	[ "$payload_failed" = 0 ] || [ "$(grep -aEc '^not ok ' "$work/output" || true)" -gt 0 ] || failed=$((failed + 1))
 	[ "$passed" -gt 0 ] || [ "$failed" -gt 0 ] || { failed=1; say "FAIL: the payload ran no test"; }
 	[ "$failed" -eq 0 ] || status=1
 	echo "$passed passed, $failed failed, $skipped skipped"

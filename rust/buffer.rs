@@ -78,13 +78,12 @@ impl FileBytes {
 ///
 /// `bytes` have been added to `LIVE_BYTES` and to `file`, and one buffer to `LIVE_BUFFERS`.
 struct Charge {
-    kind: Kind,
     bytes: u64,
     file: Arc<FileBytes>,
 }
 
 impl Charge {
-    fn new(kind: Kind, bytes: u64, file: Arc<FileBytes>, caps: &Caps) -> Result<Self> {
+    fn new(bytes: u64, file: Arc<FileBytes>, caps: &Caps) -> Result<Self> {
         try_add(&file.0, bytes, caps.file)?;
         if let Err(e) = try_add(&LIVE_BYTES, bytes, caps.total) {
             file.0.fetch_sub(bytes, Relaxed);
@@ -92,7 +91,7 @@ impl Charge {
         }
         LIVE_BUFFERS.add(1, Relaxed);
         // INVARIANT: Both counters and the buffer count were raised above.
-        Ok(Self { kind, bytes, file })
+        Ok(Self { bytes, file })
     }
 }
 
@@ -102,7 +101,6 @@ impl Drop for Charge {
         self.file.0.fetch_sub(self.bytes, Relaxed);
         LIVE_BYTES.fetch_sub(self.bytes, Relaxed);
         LIVE_BUFFERS.fetch_sub(1, Relaxed);
-        introspect::count_free(self.kind, self.bytes);
     }
 }
 
@@ -134,11 +132,11 @@ pub(crate) struct Buffer {
 impl Buffer {
     /// Charges the caps, allocates `req` and times the allocation.
     pub(crate) fn new(req: &Request, file: Arc<FileBytes>, caps: &Caps) -> Result<Arc<Self>> {
-        let charge = Charge::new(req.kind, req.size, file, caps)?;
+        let charge = Charge::new(req.size, file, caps)?;
         let start = Instant::<Monotonic>::now();
         let memory = Memory::alloc(req);
         let alloc_ns = start.elapsed().as_nanos().max(0) as u64;
-        introspect::count_alloc(req.kind, req.size, memory.is_ok());
+        introspect::count_alloc(req.kind, memory.is_ok());
         let memory = memory?;
         let placement = memory.placement();
         let id = NEXT_ID.fetch_add(1, Relaxed);

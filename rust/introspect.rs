@@ -51,20 +51,15 @@ static STATS: [KindStats; Kind::ALL.len()] = [
     KindStats::new(),
 ];
 
-/// Counts an allocation of `bytes` of `kind` that succeeded (`Ok`) or failed.
-pub(crate) fn count_alloc(kind: Kind, bytes: u64, ok: bool) {
+/// Counts an allocation of `kind` that succeeded or failed; the live bytes are counted by
+/// [`Listed`], which exists only for buffers whose memory was allocated.
+pub(crate) fn count_alloc(kind: Kind, ok: bool) {
     let s = &STATS[kind.to_abi() as usize];
     if ok {
         s.allocs.add(1, Relaxed);
-        s.live_bytes.add(bytes, Relaxed);
     } else {
         s.failures.add(1, Relaxed);
     }
-}
-
-/// Counts `bytes` of `kind` given back.
-pub(crate) fn count_free(kind: Kind, bytes: u64) {
-    STATS[kind.to_abi() as usize].live_bytes.fetch_sub(bytes, Relaxed);
 }
 
 /// What the `buffers` file shows of one buffer: its fixed facts, and the mapping count it
@@ -95,27 +90,33 @@ pub(crate) unsafe fn init() {
     unsafe { REGISTRY.init() };
 }
 
-/// A buffer's line in the registry, removed when this is dropped.
+/// A buffer's line in the registry and its bytes in its kind's live count, both removed when
+/// this is dropped.
 ///
 /// # Invariants
 ///
-/// The registry holds an entry with id `id` while this object lives.
+/// The registry holds an entry with id `id` while this object lives, and `size` bytes are
+/// counted in `kind`'s live bytes.
 pub(crate) struct Listed {
     id: u64,
+    kind: Kind,
+    size: u64,
 }
 
 impl Listed {
     /// Adds `entry` to the registry.
     pub(crate) fn new(entry: Entry) -> Result<Self> {
-        let id = entry.id;
+        let (id, kind, size) = (entry.id, entry.kind, entry.size);
         REGISTRY.lock().push(entry, GFP_KERNEL)?;
-        // INVARIANT: The entry was just added.
-        Ok(Self { id })
+        STATS[kind.to_abi() as usize].live_bytes.add(size, Relaxed);
+        // INVARIANT: The entry was just added and its bytes counted.
+        Ok(Self { id, kind, size })
     }
 }
 
 impl Drop for Listed {
     fn drop(&mut self) {
+        STATS[self.kind.to_abi() as usize].live_bytes.fetch_sub(self.size, Relaxed);
         let mut list = REGISTRY.lock();
         // By the type invariant the entry is there; its `Arc` is dropped after the lock.
         let gone = list
@@ -163,14 +164,25 @@ fn write_stats(_: &(), f: &mut fmt::Formatter<'_>) -> fmt::Result {
     Ok(())
 }
 
-/// The debugfs directory and its files; they go away when this is dropped.
-#[pin_data]
+/// The debugfs directory and its files; they go away when this is dropped, and so does the
+/// registry's storage (a static is never dropped: without this, each module unload would leak
+/// it).
+#[pin_data(PinnedDrop)]
 pub(crate) struct Debugfs {
     _dir: Dir,
     #[pin]
     _buffers: File<()>,
     #[pin]
     _stats: File<()>,
+}
+
+#[pinned_drop]
+impl PinnedDrop for Debugfs {
+    fn drop(self: Pin<&mut Self>) {
+        // The module is going: no file is open, so no buffer is left and the list is empty.
+        let storage = core::mem::take(&mut *REGISTRY.lock());
+        drop(storage);
+    }
 }
 
 impl Debugfs {

@@ -3,21 +3,8 @@
 //! The back-ends: memory from kmalloc, kzalloc, vmalloc, alloc_pages and alloc_contig_pages,
 //! and how each is mapped into a user VMA.
 
-use core::{
-    alloc::Layout,
-    ptr::NonNull, //
-};
-
 use kernel::{
-    alloc::{
-        allocator::{
-            Kmalloc,
-            Vmalloc, //
-        },
-        flags,
-        Allocator,
-        NumaNode, //
-    },
+    alloc::allocator::Vmalloc,
     bindings,
     mm::virt::VmaNew,
     prelude::*, //
@@ -28,6 +15,7 @@ use crate::{
     sys::{
         self,
         PageRun,
+        RawAlloc,
         MAX_PAGE_ORDER,
         PAGE_SHIFT,
         PAGE_SIZE, //
@@ -105,23 +93,11 @@ pub(crate) struct Request {
 }
 
 /// Memory owned by a buffer.
-///
-/// # Invariants
-///
-/// `Slab` and `Vmalloc` hold a live allocation of `layout` from `Kmalloc`/`Vmalloc` at `ptr`,
-/// owned by this object, whose size is a multiple of the page size and which starts on a page
-/// boundary.
 pub(crate) enum Memory {
-    Slab { ptr: NonNull<u8>, layout: Layout },
-    Vmalloc { ptr: NonNull<u8>, layout: Layout },
+    Slab(RawAlloc),
+    Vmalloc(RawAlloc),
     Pages(PageRun),
 }
-
-// SAFETY: `Memory` owns its allocation exclusively; kmalloc, vmalloc and page memory may be used
-// and freed from any thread.
-unsafe impl Send for Memory {}
-// SAFETY: Shared references only read addresses and map pages, which any thread may do.
-unsafe impl Sync for Memory {}
 
 /// A placement in physical memory: the first PFN, the number of contiguous runs and the node.
 pub(crate) struct Placement {
@@ -132,54 +108,35 @@ pub(crate) struct Placement {
 
 impl Memory {
     /// Allocates the memory for `req`: zeroed unless `req.uninit`, charged to the caller's memory
-    /// cgroup where the allocator allows it, and without a warning when it fails.
+    /// cgroup where the allocator allows it, and failing (without a warning, without invoking
+    /// the OOM killer) rather than taking memory by force.
     pub(crate) fn alloc(req: &Request) -> Result<Self> {
         let size = usize::try_from(req.size).map_err(|_| E2BIG)?;
         let pages = size >> PAGE_SHIFT;
-        // Failures here are expected and reported to the caller: no warning splat. Everything
-        // but contiguous ranges is charged to the caller's memory cgroup.
-        let gfp = flags::GFP_KERNEL_ACCOUNT | flags::__GFP_NOWARN;
-        let zero = if req.uninit { gfp } else { gfp | flags::__GFP_ZERO };
-        let nid = if req.node < 0 { NumaNode::NO_NODE } else { NumaNode::new(req.node)? };
+        let nid = if req.node < 0 { bindings::NUMA_NO_NODE } else { req.node };
+        let zero = sys::gfp::zero(!req.uninit);
+        let charged = sys::gfp::ALLOC | sys::gfp::ACCOUNT;
         match req.kind {
-            Kind::Kmalloc | Kind::Kzalloc => {
-                let layout = Layout::from_size_align(size, PAGE_SIZE as usize).map_err(|_| E2BIG)?;
-                // kzalloc is kmalloc with __GFP_ZERO; kmalloc memory is zeroed after the fact
-                // (unless UNINIT) so the two can be compared honestly.
-                let flags = if req.kind == Kind::Kzalloc { zero } else { gfp };
-                let ptr = Kmalloc::alloc(layout, flags, nid).map_err(|_| ENOMEM)?.cast::<u8>();
-                // INVARIANT: `ptr` is a live `Kmalloc` allocation of `layout`; the page alignment
-                // is checked next (slab objects of a power-of-two size are naturally aligned,
-                // larger ones come from the page allocator).
-                let mem = Self::Slab { ptr, layout };
-                if (ptr.as_ptr() as usize) % (PAGE_SIZE as usize) != 0 {
-                    return Err(ENOMEM);
+            Kind::Kmalloc => {
+                // kmalloc memory is zeroed after the fact (unless UNINIT), kzalloc's by the
+                // allocator, so the two can be compared honestly.
+                let mut mem = RawAlloc::kmalloc(size, charged, nid)?;
+                if !req.uninit {
+                    mem.zero();
                 }
-                if req.kind == Kind::Kmalloc && !req.uninit {
-                    // SAFETY: `ptr` is a fresh allocation of `size` bytes that nobody else sees.
-                    unsafe { core::ptr::write_bytes(ptr.as_ptr(), 0, size) };
-                }
-                Ok(mem)
+                Ok(Self::Slab(mem))
             }
-            Kind::Vmalloc => {
-                let layout = Layout::from_size_align(size, PAGE_SIZE as usize).map_err(|_| E2BIG)?;
-                let ptr = Vmalloc::alloc(layout, zero, nid)
-                    .map_err(|_| ENOMEM)?
-                    .cast::<u8>();
-                // INVARIANT: vmalloc memory is page aligned and `size` is a multiple of pages.
-                Ok(Self::Vmalloc { ptr, layout })
-            }
+            Kind::Kzalloc => Ok(Self::Slab(RawAlloc::kmalloc(size, charged | zero, nid)?)),
+            Kind::Vmalloc => Ok(Self::Vmalloc(RawAlloc::vmalloc(size, charged | zero, nid)?)),
             Kind::Pages => {
                 let order = usize::BITS - (pages.max(req.align as usize >> PAGE_SHIFT) - 1).leading_zeros();
-                let gfp = sys::gfp::ALLOC | sys::gfp::ACCOUNT | sys::gfp::zero(!req.uninit);
-                Ok(Self::Pages(PageRun::alloc_pages(pages, order, gfp, req.node)?))
+                Ok(Self::Pages(PageRun::alloc_pages(pages, order, charged | zero, req.node)?))
             }
             Kind::Huge => {
                 // alloc_contig_range() refuses __GFP_ACCOUNT: contiguous ranges are not charged
                 // to a memory cgroup, the byte caps bound them instead.
-                let gfp = sys::gfp::ALLOC | sys::gfp::zero(!req.uninit);
                 let align = (req.align >> PAGE_SHIFT) as usize;
-                Ok(Self::Pages(PageRun::alloc_contig(pages, align, gfp, req.node)?))
+                Ok(Self::Pages(PageRun::alloc_contig(pages, align, sys::gfp::ALLOC | zero, req.node)?))
             }
         }
     }
@@ -187,13 +144,13 @@ impl Memory {
     /// Where the memory is: first PFN, number of physically contiguous runs, node.
     pub(crate) fn placement(&self) -> Placement {
         match self {
-            Self::Slab { ptr, .. } => Placement {
-                pfn: sys::virt_to_phys(*ptr) >> PAGE_SHIFT,
+            Self::Slab(mem) => Placement {
+                pfn: sys::virt_to_phys(mem.ptr()) >> PAGE_SHIFT,
                 segments: 1,
                 node: self.first_nid(),
             },
-            Self::Vmalloc { layout, .. } => {
-                let pages = layout.size() >> PAGE_SHIFT;
+            Self::Vmalloc(mem) => {
+                let pages = mem.size() >> PAGE_SHIFT;
                 let mut segments = 0;
                 let mut prev = u64::MAX;
                 for i in 0..pages {
@@ -222,17 +179,16 @@ impl Memory {
         match self {
             // The kernel exports no way from a direct-map address to its node; with one node
             // the answer is known.
-            Self::Slab { .. } => {
+            Self::Slab(_) => {
                 if bindings::MAX_NUMNODES == 1 {
                     0
                 } else {
                     -1
                 }
             }
-            Self::Vmalloc { ptr, .. } => {
-                // SAFETY: By the type invariant `ptr` is a live `Vmalloc` allocation that
-                // outlives the borrowed page.
-                let page = unsafe { Vmalloc::to_page(*ptr) };
+            Self::Vmalloc(mem) => {
+                // SAFETY: `mem` is a live vmalloc allocation that outlives the borrowed page.
+                let page = unsafe { Vmalloc::to_page(mem.ptr()) };
                 page.nid()
             }
             Self::Pages(run) => run.nid(),
@@ -241,13 +197,15 @@ impl Memory {
 
     /// The PFN of page `i` of a vmalloc allocation.
     fn vmalloc_pfn(&self, i: usize) -> u64 {
-        let Self::Vmalloc { ptr, layout } = self else {
+        let Self::Vmalloc(mem) = self else {
             return 0;
         };
-        debug_assert!(i < layout.size() >> PAGE_SHIFT);
-        // SAFETY: By the type invariant `ptr` is a live vmalloc allocation of `layout.size()`
-        // bytes and page `i` lies inside it, so `vmalloc_to_pfn` finds its page.
-        unsafe { bindings::vmalloc_to_pfn(ptr.as_ptr().add(i << PAGE_SHIFT).cast()) as u64 }
+        if i >= mem.size() >> PAGE_SHIFT {
+            return 0;
+        }
+        // SAFETY: `mem` is a live vmalloc allocation of `mem.size()` bytes and page `i` lies
+        // inside it (checked above), so `vmalloc_to_pfn` finds its page.
+        unsafe { bindings::vmalloc_to_pfn(mem.ptr().as_ptr().add(i << PAGE_SHIFT).cast()) as u64 }
     }
 
     /// Maps `vma`'s length of this memory from page `first_page` into `vma`.
@@ -264,19 +222,19 @@ impl Memory {
             let addr = vma.start() + (i << PAGE_SHIFT);
             let index = first.checked_add(i).ok_or(EINVAL)?;
             match self {
-                Self::Slab { layout, .. } => {
-                    if index >= layout.size() >> PAGE_SHIFT {
+                Self::Slab(mem) => {
+                    if index >= mem.size() >> PAGE_SHIFT {
                         return Err(EINVAL);
                     }
                     sys::vma::insert_mixed(mixed, addr, self.placement_pfn() + index as u64)?;
                 }
-                Self::Vmalloc { ptr, layout } => {
-                    if index >= layout.size() >> PAGE_SHIFT {
+                Self::Vmalloc(mem) => {
+                    if index >= mem.size() >> PAGE_SHIFT {
                         return Err(EINVAL);
                     }
-                    // SAFETY: Page `index` lies inside our live allocation (checked above),
-                    // which outlives the borrowed page.
-                    let page = unsafe { Vmalloc::to_page(ptr.add(index << PAGE_SHIFT)) };
+                    // SAFETY: Page `index` lies inside our live vmalloc allocation (checked
+                    // above), which outlives the borrowed page.
+                    let page = unsafe { Vmalloc::to_page(mem.ptr().add(index << PAGE_SHIFT)) };
                     mixed.vm_insert_page(addr, &page)?;
                 }
                 Self::Pages(run) => {
@@ -291,22 +249,8 @@ impl Memory {
     /// The PFN of the first page of a slab allocation.
     fn placement_pfn(&self) -> u64 {
         match self {
-            Self::Slab { ptr, .. } => sys::virt_to_phys(*ptr) >> PAGE_SHIFT,
+            Self::Slab(mem) => sys::virt_to_phys(mem.ptr()) >> PAGE_SHIFT,
             _ => self.placement().pfn,
-        }
-    }
-}
-
-impl Drop for Memory {
-    fn drop(&mut self) {
-        match self {
-            // SAFETY: By the type invariant `ptr` is a live allocation of `layout` from the
-            // matching allocator, owned by us and no longer mapped (mappings hold the buffer).
-            Self::Slab { ptr, layout } => unsafe { Kmalloc::free(*ptr, *layout) },
-            // SAFETY: As above, for `Vmalloc`.
-            Self::Vmalloc { ptr, layout } => unsafe { Vmalloc::free(*ptr, *layout) },
-            // `PageRun` frees its pages itself.
-            Self::Pages(_) => {}
         }
     }
 }

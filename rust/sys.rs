@@ -93,6 +93,102 @@ pub(crate) fn virt_to_phys(addr: NonNull<u8>) -> u64 {
     unsafe { bindings::slow_virt_to_phys(addr.as_ptr().cast()) }
 }
 
+/// Memory from kmalloc or vmalloc, allocated with GFP flags the kernel crate's `Flags` cannot
+/// express (`__GFP_RETRY_MAYFAIL`: fail instead of invoking the OOM killer, globally or in the
+/// caller's memory cgroup).
+///
+/// # Invariants
+///
+/// `ptr` is a live, page-aligned allocation of `size` bytes, owned by this object, from
+/// `krealloc_node_align` when `vmalloc` is false and from `vrealloc_node_align` when it is true.
+pub(crate) struct RawAlloc {
+    ptr: NonNull<u8>,
+    size: usize,
+    vmalloc: bool,
+}
+
+// SAFETY: A `RawAlloc` owns its memory exclusively; kmalloc and vmalloc memory may be used and
+// freed from any thread.
+unsafe impl Send for RawAlloc {}
+// SAFETY: `&RawAlloc` only gives out the address and the size.
+unsafe impl Sync for RawAlloc {}
+
+impl RawAlloc {
+    /// `kmalloc_node(size, gfp, nid)`, page aligned.
+    pub(crate) fn kmalloc(size: usize, gfp: u32, nid: i32) -> Result<Self> {
+        Self::alloc(size, gfp, nid, false)
+    }
+
+    /// `vmalloc_node(size, gfp, nid)`.
+    pub(crate) fn vmalloc(size: usize, gfp: u32, nid: i32) -> Result<Self> {
+        Self::alloc(size, gfp, nid, true)
+    }
+
+    fn alloc(size: usize, gfp: u32, nid: i32, vmalloc: bool) -> Result<Self> {
+        if size == 0 || size % (PAGE_SIZE as usize) != 0 {
+            return Err(EINVAL);
+        }
+        let align = PAGE_SIZE as _;
+        // SAFETY: A null pointer asks for a new allocation; `size` is non-zero, `align` a power
+        // of two, `gfp` built from the kernel's flags and `nid` an online node or
+        // `NUMA_NO_NODE`.
+        let raw = unsafe {
+            if vmalloc {
+                bindings::vrealloc_node_align(core::ptr::null(), size, align, gfp, nid)
+            } else {
+                bindings::krealloc_node_align(core::ptr::null(), size, align, gfp, nid)
+            }
+        };
+        let ptr = NonNull::new(raw.cast::<u8>()).ok_or(ENOMEM)?;
+        // INVARIANT: `ptr` is a fresh allocation of `size` bytes from the function `vmalloc`
+        // names; its alignment is checked next.
+        let this = Self { ptr, size, vmalloc };
+        if (ptr.as_ptr() as usize) % (PAGE_SIZE as usize) != 0 {
+            return Err(ENOMEM);
+        }
+        Ok(this)
+    }
+
+    /// The start of the allocation.
+    pub(crate) fn ptr(&self) -> NonNull<u8> {
+        self.ptr
+    }
+
+    /// The size of the allocation in bytes, a multiple of the page size.
+    pub(crate) fn size(&self) -> usize {
+        self.size
+    }
+
+    /// Fills the allocation with zeroes.
+    pub(crate) fn zero(&mut self) {
+        // SAFETY: By the type invariant `ptr` is valid for writes of `size` bytes, and `&mut
+        // self` means no one else accesses it now.
+        unsafe { core::ptr::write_bytes(self.ptr.as_ptr(), 0, self.size) };
+    }
+}
+
+impl Drop for RawAlloc {
+    fn drop(&mut self) {
+        // SAFETY: By the type invariant `ptr` is a live allocation of the matching allocator,
+        // owned by us; no VMA maps it any more (each VMA holds the buffer that owns this).
+        // `vrealloc` to size 0 is `vfree` (which the bindings do not export), as the kernel
+        // crate's `Vmalloc` allocator frees.
+        unsafe {
+            if self.vmalloc {
+                let _ = bindings::vrealloc_node_align(
+                    self.ptr.as_ptr().cast(),
+                    0,
+                    PAGE_SIZE as _,
+                    bindings::GFP_KERNEL,
+                    bindings::NUMA_NO_NODE,
+                );
+            } else {
+                bindings::kfree(self.ptr.as_ptr().cast());
+            }
+        }
+    }
+}
+
 /// A run of physically contiguous pages this crate owns, each with its own reference count
 /// (order-0 pages, as `split_page` and `alloc_contig_pages` leave them).
 ///

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # SPDX-License-Identifier: GPL-2.0
-# `make test`: host tests of the userspace crates, the in-guest suite, the harness self-tests.
+# `make test`: host tests of the userspace crates and of the tools (tests/host/*.sh), the in-guest
+# suite, the harness self-tests.
 # Prints each part's results and, last, one line `N passed, N failed, N skipped`; exits non-zero on any
 # failure. Knobs: SELFTEST=0 skips the harness self-tests (they boot eight guests).
 set -uo pipefail
@@ -42,10 +43,18 @@ ko=$("$repo/qemu/module.sh") || { echo "test: module build failed"; echo "$passe
 example="$repo/out/examples/contigmem-example"	# make examples; the suite fails without it
 extra=()
 [ -f "$example" ] && extra=(--add "$example")
-MODULE="$ko" "$repo/qemu/run.sh" --tap --add "$repo/tests/guest/suite.sh" ${extra[@]+"${extra[@]}"} \
+MODULE="$ko" "$repo/qemu/run.sh" --tap --add "$repo/tests/guest/suite.sh" --add "$repo/tests/guest/reliability.sh" ${extra[@]+"${extra[@]}"} \
 	--exec 'sh /suite.sh' | tee "$part"
 line=$(tail -n1 "$part")
 add "$line"
+
+echo "== host: tools"
+# tests/host/*.sh: make install, DKMS, own-kernel checks, rust-analyzer, C example (TAP each).
+for t in "$here"/host/*.sh; do
+	echo "# $(basename "$t")"
+	"$t" | tee "$part"
+	add "$(tail -n1 "$part")"
+done
 
 if [ "${SELFTEST:-1}" = 1 ]; then
 	echo "== host: harness self-tests"

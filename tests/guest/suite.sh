@@ -80,4 +80,7 @@ echo "1..$n"
 contigmem-tests cap
 cap_status=$?
 
-[ $status -eq 0 ] && [ $cap_status -eq 0 ] && [ $failed -eq 0 ]
+sh /reliability.sh
+reliability=$?
+
+[ $status -eq 0 ] && [ $cap_status -eq 0 ] && [ $reliability -eq 0 ] && [ $failed -eq 0 ]

@@ -4,7 +4,8 @@
 
 use std::path::Path;
 
-use contigmem::{format_size, Device, Error, Kind, Version};
+use contigmem::debugfs::{self, KindStats};
+use contigmem::{format_size, DebugfsCause, Device, Error, Kind, Version};
 use serde::Serialize;
 
 use crate::table::Table;
@@ -24,6 +25,10 @@ struct Info {
     tool_abi_version: u32,
     /// Why the device could not be opened or queried.
     error: Option<String>,
+    /// The per-kind counters from debugfs, when readable (root).
+    stats: Option<Vec<KindStats>>,
+    /// Why the counters could not be read.
+    stats_error: Option<String>,
 }
 
 pub fn run(device: &str, out: Output) -> Result<(), Error> {
@@ -33,6 +38,7 @@ pub fn run(device: &str, out: Output) -> Result<(), Error> {
         .unwrap_or_else(|_| "-".into());
     let dev = Device::open_path(device);
     let version = dev.as_ref().map_err(Clone::clone).and_then(Device::version);
+    let stats = debugfs::stats();
     let report = Info {
         device: device.to_string(),
         kernel: uname.release().to_string_lossy().into_owned(),
@@ -42,6 +48,14 @@ pub fn run(device: &str, out: Output) -> Result<(), Error> {
         version: version.as_ref().ok().cloned(),
         tool_abi_version: contigmem::abi::ABI_VERSION,
         error: version.as_ref().err().map(ToString::to_string),
+        stats: stats.as_ref().ok().cloned(),
+        stats_error: stats.as_ref().err().map(|e| match e {
+            Error::DebugfsUnavailable {
+                cause: DebugfsCause::NotRoot,
+                ..
+            } => "debugfs not readable: run as root".to_string(),
+            e => format!("debugfs not readable: {e}"),
+        }),
     };
     if out.json {
         out.print_json(&report);
@@ -82,16 +96,85 @@ fn print_human(report: &Info) {
         v.live_buffers
     );
     println!();
-    let mut table = Table::new(&["KIND", "SUPPORTED", "MAX SIZE", "CONTIGUOUS"]);
+    print!("{}", kind_table(v, report.stats.as_deref()));
+    if let Some(why) = &report.stats_error {
+        println!("live bytes, allocations, failures per kind: ({why})");
+    }
+}
+
+/// One row per kind: what VERSION says, and the debugfs counters when there are some.
+fn kind_table(v: &Version, stats: Option<&[KindStats]>) -> Table {
+    let mut header = vec!["KIND", "SUPPORTED", "MAX SIZE", "CONTIGUOUS"];
+    if stats.is_some() {
+        header.extend(["LIVE", "ALLOCS", "FAILURES"]);
+    }
+    let mut table = Table::new(&header);
     for kind in Kind::ALL {
-        table.row(vec![
+        let mut row = vec![
             kind.to_string(),
             crate::table::yes_no(v.supports(kind)).into(),
             v.max_size(kind)
                 .map(format_size)
                 .unwrap_or_else(|| "-".into()),
             crate::table::yes_no(kind.is_contiguous()).into(),
-        ]);
+        ];
+        if let Some(stats) = stats {
+            match stats.iter().find(|s| s.kind == kind) {
+                Some(s) => row.extend([
+                    format_size(s.live_bytes),
+                    s.allocs.to_string(),
+                    s.failures.to_string(),
+                ]),
+                None => row.extend(["-".into(), "-".into(), "-".into()]),
+            }
+        }
+        table.row(row);
     }
-    print!("{table}");
+    table
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn version() -> Version {
+        Version {
+            abi_version: contigmem::abi::ABI_VERSION,
+            kinds: Kind::ALL.to_vec(),
+            page_size: 4096,
+            max_size: Kind::ALL.into_iter().map(|k| (k, 4 << 20)).collect(),
+            max_total_bytes: 3 << 30,
+            max_file_bytes: 3 << 30,
+            live_bytes: 0,
+            live_buffers: 0,
+        }
+    }
+
+    #[test]
+    fn the_kind_table_shows_the_counters_when_readable() {
+        let stats = debugfs::stats_from_str(
+            "kind live_bytes allocs failures\n\
+             kmalloc 4096 3 0\n\
+             kzalloc 0 0 0\n\
+             vmalloc 2640740352 1 0\n\
+             pages 0 12 1\n",
+        )
+        .expect("valid stats");
+        assert_eq!(
+            kind_table(&version(), Some(&stats)).to_string(),
+            "\
+KIND     SUPPORTED  MAX SIZE  CONTIGUOUS  LIVE   ALLOCS  FAILURES
+kmalloc  yes        4M        yes         4K     3       0
+kzalloc  yes        4M        yes         0B     0       0
+vmalloc  yes        4M        no          2.46G  1       0
+pages    yes        4M        yes         0B     12      1
+huge     yes        4M        yes         -      -       -
+"
+        );
+        let without = kind_table(&version(), None).to_string();
+        assert!(
+            without.starts_with("KIND     SUPPORTED  MAX SIZE  CONTIGUOUS\n"),
+            "{without}"
+        );
+    }
 }

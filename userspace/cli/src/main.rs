@@ -5,7 +5,9 @@
 mod alloc;
 mod demo;
 mod info;
+mod ls;
 mod probe;
+mod progress;
 mod table;
 mod verify;
 
@@ -40,9 +42,23 @@ fn kind_parser() -> impl TypedValueParser<Value = Kind> {
 
 #[derive(Subcommand)]
 enum Command {
-    /// Open the device and report the module's ABI version, limits and live buffers.
+    /// Open the device and report the module's ABI version, limits and live buffers, and the
+    /// per-kind counters from debugfs (root).
     #[command(after_help = "Examples:\n  contigmem info\n  contigmem info --json")]
     Info,
+    /// List every buffer whose memory is held, by any process (from debugfs: root only).
+    #[command(
+        after_help = "Freed buffers still mapped somewhere are listed until their last munmap.\n\
+        Columns: buffer id, allocating process, kind, size, physically contiguous, contiguous\n\
+        runs (segments), live mappings, NUMA node, physical address.\n\n\
+        Example:\n  \
+        $ contigmem ls\n  \
+        ID  PID  KIND     SIZE  CONTIG  SEGS  MAPS  NODE  PHYS\n  \
+        7   123  huge     64M   yes     1     2     0     0x108000000\n  \
+        9   123  vmalloc  8M    no      3     1     0     0x4a2c000\n\n  \
+        contigmem ls --json"
+    )]
+    Ls,
     /// Allocate a buffer, map it, write and read back every page, and report it.
     #[command(after_help = "Sizes take K, M, G suffixes (powers of 1024).\n\n\
         Examples:\n  contigmem alloc --kind huge --size 1G\n  \
@@ -116,6 +132,7 @@ fn run(cli: &Cli) -> Result<bool, contigmem::Error> {
     let open = || Device::open_path(&cli.device);
     match cli.command {
         Command::Info => info::run(&cli.device, out).map(|()| true),
+        Command::Ls => ls::run(out).map(|()| true),
         Command::Alloc {
             kind,
             size,
@@ -189,6 +206,14 @@ mod tests {
         assert!(
             Cli::try_parse_from(["contigmem", "alloc", "--kind", "pages", "--size", "1Q"]).is_err()
         );
+    }
+
+    #[test]
+    fn ls_takes_json() {
+        let cli = Cli::try_parse_from(["contigmem", "ls", "--json"]).expect("valid arguments");
+        assert!(cli.json);
+        assert!(matches!(cli.command, Command::Ls));
+        assert!(Cli::try_parse_from(["contigmem", "ls", "extra"]).is_err());
     }
 
     #[test]

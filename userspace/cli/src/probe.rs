@@ -3,8 +3,13 @@
 //! Exercise one buffer: allocate, map, check it reads as zero, write a pattern, read it back,
 //! and look at its pages through `/proc/self/pagemap`. Shared by `alloc`, `verify` and `demo`.
 
-use contigmem::{pagemap, pattern, AllocOptions, Buffer, BufferInfo, Device, Error, Kind, Mapping};
+use contigmem::pattern::Mismatch;
+use contigmem::{
+    format_size, pagemap, pattern, AllocOptions, Buffer, BufferInfo, Device, Error, Kind, Mapping,
+};
 use serde::Serialize;
+
+use crate::progress::{self, Progress};
 
 /// The pattern seed; its high bits make every word non-zero.
 const SEED: u64 = 0xc0de_0000_0000_0000;
@@ -45,19 +50,55 @@ pub struct Probe {
     pub pagemap: Pages,
 }
 
+/// The unit of work between progress updates: a power of two, so that the pattern of a chunk
+/// at offset `base` is the pattern with seed `SEED ^ base` (see [`pattern`]).
+const CHUNK: usize = 16 << 20;
+
 /// Allocates and exercises a buffer; returns the report with the buffer and its mapping, so the
-/// caller decides how long they live.
+/// caller decides how long they live. Steps that take more than a second show progress on
+/// stderr.
 pub fn run<'dev>(
     dev: &'dev Device,
     kind: Kind,
     size: u64,
     options: &AllocOptions,
 ) -> Result<(Probe, Buffer<'dev>, Mapping), Error> {
-    let buf = dev.alloc_with(kind, size, options)?;
+    let buf = progress::timed(&format!("allocating {} {kind}", format_size(size)), || {
+        dev.alloc_with(kind, size, options)
+    })?;
     let mut map = buf.map()?;
-    let was_zero = pattern::find_nonzero(&map).is_none();
-    pattern::fill(&mut map, SEED);
-    let pattern_error = pattern::check(&map, SEED).err().map(|m| m.to_string());
+    let len = map.len();
+    let mut nonzero = None;
+    chunked(
+        &format!("checking {} reads as zero", format_size(len as u64)),
+        len,
+        |base, n| {
+            nonzero = pattern::find_nonzero(&map[base..base + n]);
+            nonzero.is_none()
+        },
+    );
+    chunked(
+        &format!("touching {}", format_size(len as u64)),
+        len,
+        |base, n| {
+            pattern::fill(&mut map[base..base + n], seed_at(base));
+            true
+        },
+    );
+    let mut mismatch = None;
+    chunked(
+        &format!("reading back {}", format_size(len as u64)),
+        len,
+        |base, n| {
+            mismatch = pattern::check(&map[base..base + n], seed_at(base))
+                .err()
+                .map(|m| Mismatch {
+                    offset: base + m.offset,
+                    ..m
+                });
+            mismatch.is_none()
+        },
+    );
     let pagemap = pages(&map, dev.page_size() as u64);
     let info = buf.info()?;
     let probe = Probe {
@@ -70,15 +111,52 @@ pub fn run<'dev>(
         uninit: buf.is_uninit(),
         page_size: dev.page_size() as u64,
         info,
-        was_zero,
-        pattern_error,
+        was_zero: nonzero.is_none(),
+        pattern_error: mismatch.map(|m| m.to_string()),
         pagemap,
     };
     Ok((probe, buf, map))
 }
 
+/// The seed that makes the chunk at `base` hold its part of the pattern of [`SEED`]: the word
+/// at offset `o` of the chunk is `SEED ^ base ^ o`, which is `SEED ^ (base + o)` because `base`
+/// is a multiple of the power of two [`CHUNK`] and `o < CHUNK`.
+fn seed_at(base: usize) -> u64 {
+    SEED ^ base as u64
+}
+
+/// Calls `f(offset, len)` for each [`CHUNK`] of `len` bytes, showing progress as `what`, until
+/// it returns false.
+fn chunked(what: &str, len: usize, mut f: impl FnMut(usize, usize) -> bool) {
+    let mut progress = Progress::new(what, Some(len as u64));
+    let mut base = 0;
+    while base < len {
+        let n = CHUNK.min(len - base);
+        if !f(base, n) {
+            break;
+        }
+        base += n;
+        progress.update(base as u64);
+    }
+    progress.finish();
+}
+
 fn pages(map: &Mapping, page_size: u64) -> Pages {
-    let pfns = pagemap::of(map).and_then(|entries| pagemap::pfns(&entries));
+    map.touch();
+    let mut entries = Vec::new();
+    let mut error = None;
+    let what = format!("reading pagemap of {}", format_size(map.len() as u64));
+    chunked(&what, map.len(), |base, n| {
+        match pagemap::read(map.addr() + base, n) {
+            Ok(part) => entries.extend(part),
+            Err(e) => error = Some(e),
+        }
+        error.is_none()
+    });
+    let pfns = match error {
+        Some(e) => Err(e),
+        None => pagemap::pfns(&entries),
+    };
     match pfns {
         Ok(pfns) => {
             let first_pfn = pfns.first().copied().unwrap_or(0);
@@ -227,6 +305,28 @@ mod tests {
             first_pfn,
             first_phys: first_pfn * 4096,
         }
+    }
+
+    #[test]
+    fn chunked_patterns_are_the_whole_pattern() {
+        let len = 2 * CHUNK + 4096 + 12;
+        let mut whole = vec![0u8; len];
+        pattern::fill(&mut whole, SEED);
+        let mut parts = vec![0u8; len];
+        chunked("test", len, |base, n| {
+            pattern::fill(&mut parts[base..base + n], seed_at(base));
+            true
+        });
+        assert!(
+            whole == parts,
+            "the chunked fill differs from the whole fill"
+        );
+        let mut seen = Vec::new();
+        chunked("test", len, |base, n| {
+            seen.push((base, n));
+            base == 0
+        });
+        assert_eq!(seen, [(0, CHUNK), (CHUNK, CHUNK)]);
     }
 
     #[test]

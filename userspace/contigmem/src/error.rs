@@ -27,6 +27,30 @@ pub enum Error {
     PfnHidden,
     /// A page of a mapping is not present in `/proc/self/pagemap`.
     NotPresent { page: usize },
+    /// A debugfs file of the module cannot be read; `cause` says why.
+    DebugfsUnavailable { path: PathBuf, cause: DebugfsCause },
+    /// A debugfs file of the module could not be read or parsed: `line` (1-based, 0 for the
+    /// whole file) holds `text`, and `why` says what is wrong with it.
+    Debugfs {
+        path: PathBuf,
+        line: usize,
+        text: String,
+        why: String,
+    },
+}
+
+/// Why the module's debugfs files cannot be read.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DebugfsCause {
+    /// Permission denied: debugfs is readable by root only.
+    NotRoot,
+    /// debugfs is not mounted at `/sys/kernel/debug`.
+    NotMounted,
+    /// The module is not loaded.
+    ModuleNotLoaded,
+    /// debugfs is mounted and the module loaded, but the files are not there: a module without
+    /// them?
+    NoFiles,
 }
 
 impl Error {
@@ -57,6 +81,12 @@ impl Error {
             Error::Abi { .. } => Errno::PROTO,
             Error::PfnHidden => Errno::PERM,
             Error::NotPresent { .. } => Errno::FAULT,
+            Error::DebugfsUnavailable {
+                cause: DebugfsCause::NotRoot,
+                ..
+            } => Errno::ACCESS,
+            Error::DebugfsUnavailable { .. } => Errno::NOENT,
+            Error::Debugfs { .. } => Errno::PROTO,
         }
     }
 
@@ -165,6 +195,45 @@ impl fmt::Display for Error {
                 f,
                 "page {page} of the mapping is not present in /proc/self/pagemap: touch it first"
             ),
+            Error::DebugfsUnavailable { path, cause } => {
+                write!(f, "cannot read {}: ", path.display())?;
+                match cause {
+                    DebugfsCause::NotRoot => write!(
+                        f,
+                        "permission denied: debugfs is readable by root only: run as root"
+                    ),
+                    DebugfsCause::NotMounted => write!(
+                        f,
+                        "debugfs is not mounted (or not visible to this user): as root, \
+                         `mount -t debugfs none /sys/kernel/debug`"
+                    ),
+                    DebugfsCause::ModuleNotLoaded => write!(
+                        f,
+                        "the module is not loaded (`insmod contigmem.ko`, or try `make run`)"
+                    ),
+                    DebugfsCause::NoFiles => write!(
+                        f,
+                        "the module shows no debugfs files: is it an older version than this \
+                         tool?"
+                    ),
+                }
+            }
+            Error::Debugfs {
+                path,
+                line,
+                text,
+                why,
+            } => {
+                write!(f, "{}", path.display())?;
+                if *line > 0 {
+                    write!(f, " line {line} {text:?}")?;
+                }
+                write!(f, ": {why}")?;
+                if *line > 0 {
+                    write!(f, ": are the module and this tool from the same version?")?;
+                }
+                Ok(())
+            }
         }
     }
 }
@@ -207,5 +276,26 @@ mod tests {
         assert!(Error::open(path, Errno::NOENT)
             .to_string()
             .contains("is the module loaded"));
+    }
+
+    #[test]
+    fn debugfs_errors_say_what_to_do() {
+        let unavailable = |cause| Error::DebugfsUnavailable {
+            path: PathBuf::from("/sys/kernel/debug/contigmem/stats"),
+            cause,
+        };
+        let text = unavailable(DebugfsCause::NotMounted).to_string();
+        assert!(
+            text.contains("mount -t debugfs none /sys/kernel/debug"),
+            "{text}"
+        );
+        assert!(unavailable(DebugfsCause::NotRoot)
+            .to_string()
+            .contains("run as root"));
+        assert_eq!(unavailable(DebugfsCause::NotRoot).errno(), Errno::ACCESS);
+        assert!(unavailable(DebugfsCause::ModuleNotLoaded)
+            .to_string()
+            .contains("module is not loaded"));
+        assert_eq!(unavailable(DebugfsCause::NoFiles).errno(), Errno::NOENT);
     }
 }

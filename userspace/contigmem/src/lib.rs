@@ -20,6 +20,7 @@
 pub mod abi;
 
 mod buffer;
+pub mod debugfs;
 mod device;
 mod error;
 mod kind;
@@ -31,7 +32,7 @@ mod sys;
 
 pub use buffer::{Buffer, BufferInfo};
 pub use device::{AllocOptions, Device, Request, Version, DEFAULT_PATH};
-pub use error::{Error, Result};
+pub use error::{DebugfsCause, Error, Result};
 pub use kind::{Kind, ParseKindError};
 pub use mapping::Mapping;
 pub use rustix::io::Errno;

@@ -63,15 +63,27 @@ pub fn parse_size(input: &str) -> Result<u64, ParseSizeError> {
         .ok_or_else(|| err("too large"))
 }
 
-/// Formats `bytes` in the largest binary unit that divides it exactly (`4K`, `64M`, `1G`),
-/// or as bytes (`5000B`).
+/// Formats `bytes` for people: in the largest binary unit it reaches, exactly when it is a
+/// whole number of that unit (`4K`, `64M`, `1G`), otherwise with two decimals (`2.46G`,
+/// `1.50M`); below 1K as bytes (`1000B`). Only exact forms read back with [`parse_size`].
 pub fn format_size(bytes: u64) -> String {
     const UNITS: [(u32, &str); 4] = [(40, "T"), (30, "G"), (20, "M"), (10, "K")];
-    UNITS
-        .iter()
-        .find(|(shift, _)| bytes != 0 && bytes.trailing_zeros() >= *shift)
-        .map(|(shift, unit)| format!("{}{unit}", bytes >> shift))
-        .unwrap_or_else(|| format!("{bytes}B"))
+    for (i, &(shift, unit)) in UNITS.iter().enumerate() {
+        if bytes >> shift == 0 {
+            continue;
+        }
+        if bytes.trailing_zeros() >= shift {
+            return format!("{}{unit}", bytes >> shift);
+        }
+        let value = bytes as f64 / (1u64 << shift) as f64;
+        // 1023.999M would print as 1024.00M: say 1.00G instead.
+        if value >= 1023.995 && i > 0 {
+            let (bigger, unit) = UNITS[i - 1];
+            return format!("{:.2}{unit}", bytes as f64 / (1u64 << bigger) as f64);
+        }
+        return format!("{value:.2}{unit}");
+    }
+    format!("{bytes}B")
 }
 
 #[cfg(test)]
@@ -123,15 +135,29 @@ mod tests {
     #[test]
     fn formats_in_the_largest_exact_unit() {
         assert_eq!(format_size(0), "0B");
-        assert_eq!(format_size(5000), "5000B");
+        assert_eq!(format_size(1000), "1000B");
+        assert_eq!(format_size(1023), "1023B");
         assert_eq!(format_size(4096), "4K");
         assert_eq!(format_size(6 << 10), "6K");
         assert_eq!(format_size(1 << 20), "1M");
         assert_eq!(format_size(64 << 20), "64M");
         assert_eq!(format_size(1 << 30), "1G");
         assert_eq!(format_size(3 << 40), "3T");
-        for bytes in [4096, 1 << 20, 5000, 1 << 30] {
+        for bytes in [4096, 1 << 20, 1000, 1 << 30, 3 << 40] {
             assert_eq!(parse_size(&format_size(bytes)), Ok(bytes));
         }
+    }
+
+    #[test]
+    fn formats_inexact_sizes_with_two_decimals() {
+        assert_eq!(format_size(2_578_848 << 10), "2.46G");
+        assert_eq!(format_size(5000), "4.88K");
+        assert_eq!(format_size(1536 << 20), "1.50G");
+        assert_eq!(format_size(1025), "1.00K");
+        assert_eq!(format_size((1 << 20) + (512 << 10) + 1), "1.50M");
+        assert_eq!(format_size((1 << 30) + 4096), "1.00G");
+        assert_eq!(format_size((1 << 30) - 4096), "1.00G");
+        assert_eq!(format_size((1 << 20) - 1), "1.00M");
+        assert_eq!(format_size(u64::MAX), "16777216.00T");
     }
 }

@@ -60,10 +60,7 @@ pub fn register(tap: &mut Tap, v: &Version) {
         "ENOSPC at the per-file cap, and room again after FREE",
         per_file_cap,
     );
-    tap.test(
-        "ENOSPC at the global cap across two files",
-        global_cap,
-    );
+    tap.test("ENOSPC at the global cap across two files", global_cap);
 }
 
 fn roundtrip(kind: Kind, size: u64) -> Outcome {
@@ -280,18 +277,26 @@ fn global_cap() -> Outcome {
     }
     let page = a.page_size() as u64;
     let first = round_down(v.max_file_bytes, page);
-    let _held_a = a.alloc(Kind::Vmalloc, first).ctx("ALLOC the first file's cap")?;
+    let _held_a = a
+        .alloc(Kind::Vmalloc, first)
+        .ctx("ALLOC the first file's cap")?;
     let second = round_down(room - first, page);
     check!(second > 0, "no room left for the second file");
-    let held_b = b.alloc(Kind::Vmalloc, second).ctx("ALLOC the rest in the second file")?;
+    let held_b = b
+        .alloc(Kind::Vmalloc, second)
+        .ctx("ALLOC the rest in the second file")?;
     let v2 = version(&a)?;
     expect_errno(
         b.alloc(Kind::Vmalloc, page),
         Errno::NOSPC,
-        format!("ALLOC of a page with {} of {} bytes held", v2.live_bytes, v2.max_total_bytes),
+        format!(
+            "ALLOC of a page with {} of {} bytes held",
+            v2.live_bytes, v2.max_total_bytes
+        ),
     )?;
     held_b.free().ctx("FREE")?;
-    b.alloc(Kind::Vmalloc, page).ctx("ALLOC after FREE made room")?;
+    b.alloc(Kind::Vmalloc, page)
+        .ctx("ALLOC after FREE made room")?;
     Ok(())
 }
 

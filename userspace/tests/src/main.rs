@@ -6,7 +6,10 @@
 //! root report `# SKIP not root` otherwise.
 
 mod alloc;
+mod debugfs;
 mod errors;
+mod exhaust;
+mod faults;
 mod lifetime;
 mod privilege;
 mod sys;
@@ -99,7 +102,14 @@ fn main() {
     alloc::register(&mut tap, &version);
     lifetime::register(&mut tap);
     privilege::register(&mut tap);
+    debugfs::register(&mut tap, &version);
     errors::register(&mut tap, &version);
+    // Fault injection and exhaustion change the machine's state (injectors, module caps): they
+    // run only when asked for by name (`contigmem-tests 'fault injection'`, `... exhaust`).
+    if std::env::args().nth(1).is_some() {
+        faults::run(&mut tap);
+        exhaust::run(&mut tap);
+    }
     tap.test("live counters are back where they started", || {
         util::expect_live(
             &dev,
