@@ -25,9 +25,12 @@ PREFIX ?= /usr/local
 TARGET := x86_64-unknown-linux-gnu
 BINDIR := $(CURDIR)/userspace/target/$(TARGET)/release
 
-.PHONY: all module deps kernel userspace examples install uninstall rust-analyzer run test clean
+.PHONY: all clippy module deps kernel userspace examples install uninstall rust-analyzer run test clean
 
 all: module
+
+clippy: deps
+	@touch rust/contigmem.rs && CLIPPY=1 KDIR="$(KDIR)" qemu/module.sh >/dev/null
 
 module:
 	+@KDIR="$(KDIR)" qemu/module.sh >/dev/null

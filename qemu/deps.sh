@@ -16,7 +16,7 @@ SUDO=""
 PKGS=(make bc bison flex libelf-dev libssl-dev cpio busybox-static dwarves kmod
       xz-utils zstd python3 rsync dkms
       clang-19 lld-19 llvm-19 libclang-19-dev
-      rustc-web rust-web-src
+      rustc-web rust-web-src rust-web-clippy
       qemu-system-x86)
 
 missing=()

@@ -21,7 +21,9 @@ kernel_pkg_version() {
 
 # The make line for the kernel tree and for out-of-tree modules built against it.
 rust_lib_src() { ls -d /usr/src/rustc-*/library 2>/dev/null | sort -V | tail -n1; }
+# CLIPPY=1 lints the Rust code with Debian's clippy-driver (the same rustc version).
 kmake() {
 	make LLVM=1 RUSTC=/usr/bin/rustc RUSTDOC=/usr/bin/rustdoc \
-		RUST_LIB_SRC="$(rust_lib_src)" BINDGEN="$BINDGEN" "$@"
+		RUST_LIB_SRC="$(rust_lib_src)" BINDGEN="$BINDGEN" \
+		${CLIPPY:+CLIPPY=1 CLIPPY_DRIVER=/usr/bin/clippy-driver} "$@"
 }

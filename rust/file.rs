@@ -155,7 +155,9 @@ impl ContigmemFile {
             live_buffers,
             reserved: [0; 2],
         };
-        UserSlice::new(arg, size_of::<abi::Version>()).writer().write(&version)
+        UserSlice::new(arg, size_of::<abi::Version>())
+            .writer()
+            .write(&version)
     }
 
     /// Checks an ALLOC request and turns it into a back-end [`Request`].
@@ -219,7 +221,9 @@ impl ContigmemFile {
     }
 
     fn free(&self, arg: UserPtr) -> Result {
-        let f: abi::Free = UserSlice::new(arg, size_of::<abi::Free>()).reader().read()?;
+        let f: abi::Free = UserSlice::new(arg, size_of::<abi::Free>())
+            .reader()
+            .read()?;
         if f.reserved != 0 {
             return Err(EINVAL);
         }
@@ -287,7 +291,10 @@ mod tests {
     #[test]
     fn sizes_round_up_to_pages() {
         assert_eq!(check(req(1, abi::KIND_PAGES)), Ok(PAGE_SIZE));
-        assert_eq!(check(req(PAGE_SIZE + 1, abi::KIND_VMALLOC)), Ok(2 * PAGE_SIZE));
+        assert_eq!(
+            check(req(PAGE_SIZE + 1, abi::KIND_VMALLOC)),
+            Ok(2 * PAGE_SIZE)
+        );
     }
 
     #[test]

@@ -116,7 +116,9 @@ impl Listed {
 
 impl Drop for Listed {
     fn drop(&mut self) {
-        STATS[self.kind.to_abi() as usize].live_bytes.fetch_sub(self.size, Relaxed);
+        STATS[self.kind.to_abi() as usize]
+            .live_bytes
+            .fetch_sub(self.size, Relaxed);
         let mut list = REGISTRY.lock();
         // By the type invariant the entry is there; its `Arc` is dropped after the lock.
         let gone = list

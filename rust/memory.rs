@@ -34,8 +34,13 @@ pub(crate) enum Kind {
 
 impl Kind {
     /// Every kind, in ABI order.
-    pub(crate) const ALL: [Kind; abi::KIND_COUNT as usize] =
-        [Kind::Kmalloc, Kind::Kzalloc, Kind::Vmalloc, Kind::Pages, Kind::Huge];
+    pub(crate) const ALL: [Kind; abi::KIND_COUNT as usize] = [
+        Kind::Kmalloc,
+        Kind::Kzalloc,
+        Kind::Vmalloc,
+        Kind::Pages,
+        Kind::Huge,
+    ];
 
     /// The kind with ABI number `raw`, or `EINVAL`.
     pub(crate) fn from_abi(raw: u32) -> Result<Self> {
@@ -113,7 +118,11 @@ impl Memory {
     pub(crate) fn alloc(req: &Request) -> Result<Self> {
         let size = usize::try_from(req.size).map_err(|_| E2BIG)?;
         let pages = size >> PAGE_SHIFT;
-        let nid = if req.node < 0 { bindings::NUMA_NO_NODE } else { req.node };
+        let nid = if req.node < 0 {
+            bindings::NUMA_NO_NODE
+        } else {
+            req.node
+        };
         let zero = sys::gfp::zero(!req.uninit);
         let charged = sys::gfp::ALLOC | sys::gfp::ACCOUNT;
         match req.kind {
@@ -129,14 +138,25 @@ impl Memory {
             Kind::Kzalloc => Ok(Self::Slab(RawAlloc::kmalloc(size, charged | zero, nid)?)),
             Kind::Vmalloc => Ok(Self::Vmalloc(RawAlloc::vmalloc(size, charged | zero, nid)?)),
             Kind::Pages => {
-                let order = usize::BITS - (pages.max(req.align as usize >> PAGE_SHIFT) - 1).leading_zeros();
-                Ok(Self::Pages(PageRun::alloc_pages(pages, order, charged | zero, req.node)?))
+                let order =
+                    usize::BITS - (pages.max(req.align as usize >> PAGE_SHIFT) - 1).leading_zeros();
+                Ok(Self::Pages(PageRun::alloc_pages(
+                    pages,
+                    order,
+                    charged | zero,
+                    req.node,
+                )?))
             }
             Kind::Huge => {
                 // alloc_contig_range() refuses __GFP_ACCOUNT: contiguous ranges are not charged
                 // to a memory cgroup, the byte caps bound them instead.
                 let align = (req.align >> PAGE_SHIFT) as usize;
-                Ok(Self::Pages(PageRun::alloc_contig(pages, align, sys::gfp::ALLOC | zero, req.node)?))
+                Ok(Self::Pages(PageRun::alloc_contig(
+                    pages,
+                    align,
+                    sys::gfp::ALLOC | zero,
+                    req.node,
+                )?))
             }
         }
     }

@@ -68,9 +68,8 @@ pub(crate) mod gfp {
 
     /// Try hard, but fail rather than invoke the OOM killer, and without a warning: the failure
     /// is reported to the caller.
-    pub(crate) const ALLOC: u32 = bindings::GFP_KERNEL
-        | bindings::__GFP_NOWARN
-        | (1 << bindings::___GFP_RETRY_MAYFAIL_BIT);
+    pub(crate) const ALLOC: u32 =
+        bindings::GFP_KERNEL | bindings::__GFP_NOWARN | (1 << bindings::___GFP_RETRY_MAYFAIL_BIT);
     /// Charge the caller's memory cgroup.
     pub(crate) const ACCOUNT: u32 = 1 << bindings::___GFP_ACCOUNT_BIT;
 
@@ -128,7 +127,7 @@ impl RawAlloc {
         if size == 0 || size % (PAGE_SIZE as usize) != 0 {
             return Err(EINVAL);
         }
-        let align = PAGE_SIZE as _;
+        let align = PAGE_SIZE as usize;
         // SAFETY: A null pointer asks for a new allocation; `size` is non-zero, `align` a power
         // of two, `gfp` built from the kernel's flags and `nid` an online node or
         // `NUMA_NO_NODE`.
@@ -178,7 +177,7 @@ impl Drop for RawAlloc {
                 let _ = bindings::vrealloc_node_align(
                     self.ptr.as_ptr().cast(),
                     0,
-                    PAGE_SIZE as _,
+                    PAGE_SIZE as usize,
                     bindings::GFP_KERNEL,
                     bindings::NUMA_NO_NODE,
                 );
@@ -262,7 +261,12 @@ impl PageRun {
     /// (a power of two): ranges of a power-of-two size come aligned to their size; otherwise
     /// the range is over-allocated by `align_pages - 1` and the unaligned head and the tail are
     /// given back.
-    pub(crate) fn alloc_contig(count: usize, align_pages: usize, gfp: u32, nid: i32) -> Result<Self> {
+    pub(crate) fn alloc_contig(
+        count: usize,
+        align_pages: usize,
+        gfp: u32,
+        nid: i32,
+    ) -> Result<Self> {
         if count == 0 || !align_pages.is_power_of_two() {
             return Err(EINVAL);
         }
@@ -275,14 +279,8 @@ impl PageRun {
         // SAFETY: `total` is non-zero, `gfp` holds only flags `alloc_contig_range` accepts (the
         // caller builds it), `nid` is an online node or `NUMA_NO_NODE`, and a null nodemask
         // means any node.
-        let raw = unsafe {
-            bindings::alloc_contig_pages_noprof(
-                total as _,
-                gfp,
-                nid,
-                core::ptr::null_mut(),
-            )
-        };
+        let raw =
+            unsafe { bindings::alloc_contig_pages_noprof(total, gfp, nid, core::ptr::null_mut()) };
         let base = NonNull::new(raw).ok_or(ENOMEM)?;
         // SAFETY: `base` is the first of `total` pages we own.
         let base_pfn = unsafe { page_to_pfn(base) };
@@ -292,10 +290,13 @@ impl PageRun {
         // the range we just allocated and own; `free_contig_range` frees non-compound pages.
         unsafe {
             if head > 0 {
-                bindings::free_contig_range(base_pfn as _, head as _);
+                bindings::free_contig_range(base_pfn as usize, head as usize);
             }
             if tail > 0 {
-                bindings::free_contig_range((base_pfn + (head + count) as u64) as _, tail as _);
+                bindings::free_contig_range(
+                    (base_pfn + (head + count) as u64) as usize,
+                    tail as usize,
+                );
             }
         }
         // SAFETY: With SPARSEMEM_VMEMMAP the `struct page`s of a contiguous PFN range are
@@ -362,7 +363,7 @@ pub(crate) mod vma {
         // SAFETY: `vma` is a valid mixed-map VMA whose mmap lock is held (we are in its mmap
         // callback), `addr` lies inside it (checked above), and the caller maps memory that
         // outlives the VMA (the VMA holds a reference to the buffer owning it).
-        let ret = unsafe { bindings::vmf_insert_mixed(vma.as_ptr(), addr as _, pfn as _) };
+        let ret = unsafe { bindings::vmf_insert_mixed(vma.as_ptr(), addr, pfn as usize) };
         if ret == bindings::vm_fault_reason_VM_FAULT_NOPAGE {
             Ok(())
         } else if ret & bindings::vm_fault_reason_VM_FAULT_OOM != 0 {

@@ -5,18 +5,7 @@
 # contigmem-tests). Leaves the module loaded with its default parameters.
 
 ko=/contigmem.ko
-n=0
-failed=0
-tap() { # tap NAME STATUS [DIAGNOSTIC]
-	n=$((n + 1))
-	if [ "$2" = 0 ]; then
-		echo "ok $n - $1"
-	else
-		echo "not ok $n - $1"
-		[ -n "$3" ] && echo "#   $3"
-		failed=$((failed + 1))
-	fi
-}
+. /tap.sh
 reload() { rmmod contigmem 2>/dev/null; insmod $ko "$@"; }
 # Waits until the debugfs list shows a buffer (a background process has one).
 wait_listed() {

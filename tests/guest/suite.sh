@@ -19,18 +19,7 @@ dmesg | sed 's/^\[[^]]*\] //' | awk '
 contigmem-tests
 status=$?
 
-n=0
-failed=0
-tap() { # tap NAME CONDITION-RESULT [DIAGNOSTIC]
-	n=$((n + 1))
-	if [ "$2" = 0 ]; then
-		echo "ok $n - $1"
-	else
-		echo "not ok $n - $1"
-		[ -n "$3" ] && echo "#   $3"
-		failed=$((failed + 1))
-	fi
-}
+. /tap.sh
 
 echo "TAP version 13"
 exec 3</dev/contigmem

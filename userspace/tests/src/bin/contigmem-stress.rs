@@ -19,7 +19,7 @@
 //! `# seed S worker W iteration I: <op>: expected ..., saw ...`; `--seed S` with the same
 //! options replays the same operations (the kernel's answers, such as ENOMEM, may differ).
 
-use std::cell::RefCell;
+use std::cell::{Cell, RefCell};
 use std::fmt;
 use std::io::{Read, Write};
 use std::os::fd::OwnedFd;
@@ -286,11 +286,97 @@ impl Allowed {
     /// Checks `res`: the value on an allowed success, `None` on an allowed failure.
     fn judge<T>(&self, op: &str, res: Result<T, Errno>) -> Result<Option<T>, Failure> {
         match res {
-            Ok(v) if self.ok => Ok(Some(v)),
+            Ok(v) if self.ok => {
+                CALLS.with(|c| c.set((c.get().0 + 1, c.get().1)));
+                Ok(Some(v))
+            }
             Ok(_) => Err(Failure::new(op, self.describe(), "success")),
-            Err(e) if self.errnos.contains(&e) => Ok(None),
+            Err(e) if self.errnos.contains(&e) => {
+                CALLS.with(|c| c.set((c.get().0, c.get().1 + 1)));
+                Ok(None)
+            }
             Err(e) => Err(Failure::new(op, self.describe(), errno_name(e))),
         }
+    }
+}
+
+thread_local! {
+    /// Calls judged on this thread so far: (succeeded, failed as expected).
+    static CALLS: Cell<(u64, u64)> = const { Cell::new((0, 0)) };
+}
+
+/// Per operation: how often it ran, and how many of its calls succeeded or failed as the
+/// contract wants (so a run shows what it exercised).
+#[derive(Clone, Default)]
+struct Stats {
+    ran: [u64; Op::WEIGHTS.len()],
+    ok: [u64; Op::WEIGHTS.len()],
+    refused: [u64; Op::WEIGHTS.len()],
+}
+
+impl Stats {
+    /// Runs `f` as one `op` and counts it.
+    fn count<R>(&mut self, op: Op, f: impl FnOnce() -> R) -> R {
+        let before = CALLS.with(Cell::get);
+        let r = f();
+        let after = CALLS.with(Cell::get);
+        let i = op as usize;
+        self.ran[i] += 1;
+        self.ok[i] += after.0 - before.0;
+        self.refused[i] += after.1 - before.1;
+        r
+    }
+
+    fn add(&mut self, other: &Stats) {
+        for i in 0..self.ran.len() {
+            self.ran[i] += other.ran[i];
+            self.ok[i] += other.ok[i];
+            self.refused[i] += other.refused[i];
+        }
+    }
+
+    /// One line of numbers, for a forked worker's report.
+    fn encode(&self) -> String {
+        let all: Vec<String> = [self.ran, self.ok, self.refused]
+            .iter()
+            .flatten()
+            .map(u64::to_string)
+            .collect();
+        all.join(" ")
+    }
+
+    fn decode(line: &str) -> Option<Stats> {
+        let n: Vec<u64> = line
+            .split(' ')
+            .map(|x| x.parse().ok())
+            .collect::<Option<_>>()?;
+        let k = Op::WEIGHTS.len();
+        if n.len() != 3 * k {
+            return None;
+        }
+        let mut s = Stats::default();
+        s.ran.copy_from_slice(&n[..k]);
+        s.ok.copy_from_slice(&n[k..2 * k]);
+        s.refused.copy_from_slice(&n[2 * k..]);
+        Some(s)
+    }
+}
+
+impl fmt::Display for Stats {
+    /// `Alloc 1200 (ok 600, refused 500), ...`: runs, then calls that succeeded and calls that
+    /// failed as the contract requires.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let parts: Vec<String> = Op::WEIGHTS
+            .iter()
+            .map(|&(op, _)| {
+                let i = op as usize;
+                format!(
+                    "{op:?} {} (ok {}, refused {})",
+                    self.ran[i], self.ok[i], self.refused[i]
+                )
+            })
+            .collect();
+        f.write_str(&parts.join(", "))
     }
 }
 
@@ -1813,6 +1899,7 @@ impl Drop for Scratch {
 struct Outcome {
     ops: u64,
     failure: Option<String>,
+    stats: Stats,
 }
 
 /// Runs worker `index`'s random operations on a fresh file of its own.
@@ -1832,19 +1919,22 @@ fn run_worker(env: &Env, index: u64, alone: bool) -> Outcome {
             return Outcome {
                 ops: 0,
                 failure: failed(0, f),
+                stats: Stats::default(),
             }
         }
     };
     let mut ops = 0;
+    let mut stats = Stats::default();
     for iteration in 0..env.cfg.iterations {
         if deadline.is_some_and(|d| Instant::now() >= d) {
             break;
         }
         let op = Op::pick(&mut rng);
-        if let Err(f) = model.step(op, &mut rng) {
+        if let Err(f) = stats.count(op, || model.step(op, &mut rng)) {
             return Outcome {
                 ops,
                 failure: failed(iteration, f),
+                stats,
             };
         }
         ops += 1;
@@ -1852,6 +1942,7 @@ fn run_worker(env: &Env, index: u64, alone: bool) -> Outcome {
     Outcome {
         ops,
         failure: model.finish().err().and_then(|f| failed(ops, f)),
+        stats,
     }
 }
 
@@ -1867,6 +1958,7 @@ fn run_worker_guarded(env: &Env, index: u64, alone: bool) -> Outcome {
             Outcome {
                 ops: 0,
                 failure: Some(format!("panicked: {what}")),
+                stats: Stats::default(),
             }
         },
     )
@@ -1892,7 +1984,7 @@ fn spawn_proc(env: &Env, index: u64) -> Result<ProcWorker, Errno> {
     if pid == 0 {
         drop(reader);
         let outcome = run_worker_guarded(env, index, true);
-        let mut report = format!("ops {}\n", outcome.ops);
+        let mut report = format!("ops {}\n{}\n", outcome.ops, outcome.stats.encode());
         if let Some(f) = &outcome.failure {
             report.push_str(&f.replace('\n', " "));
             report.push('\n');
@@ -1917,11 +2009,13 @@ fn reap_proc(p: ProcWorker) -> Outcome {
         .next()
         .and_then(|l| l.strip_prefix("ops "))
         .and_then(|n| n.parse().ok());
+    let stats = lines.next().and_then(Stats::decode);
     let failure = lines.next().map(str::to_string);
     let failure = match (read, status, ops) {
         (Err(e), _, _) => Some(format!("reading its report: {e}")),
         (_, Err(e), _) => Some(format!("waitpid: {}", errno_name(e))),
         (_, _, None) => Some(format!("no report; status {status:?}")),
+        _ if stats.is_none() => Some(format!("no statistics in its report {text:?}")),
         (_, Ok(s), Some(_)) if s.exit_status() == Some(i32::from(failure.is_some())) => failure,
         (_, Ok(s), Some(_)) => Some(format!(
             "exit status {s:?} does not match its report {}",
@@ -1931,6 +2025,7 @@ fn reap_proc(p: ProcWorker) -> Outcome {
     Outcome {
         ops: ops.unwrap_or(0),
         failure,
+        stats: stats.unwrap_or_default(),
     }
 }
 
@@ -2020,6 +2115,7 @@ fn main() -> ExitCode {
                 let outcome = h.join().unwrap_or(Outcome {
                     ops: 0,
                     failure: Some("thread panicked".to_string()),
+                    stats: Stats::default(),
                 });
                 (w, "thread", outcome)
             })
@@ -2031,6 +2127,7 @@ fn main() -> ExitCode {
             Err(e) => Outcome {
                 ops: 0,
                 failure: Some(format!("fork: {}", errno_name(e))),
+                stats: Stats::default(),
             },
         };
         outcomes.push((w, "proc", outcome));
@@ -2039,8 +2136,10 @@ fn main() -> ExitCode {
     let seed = env.cfg.seed;
     let mut failed = false;
     let mut total = 0;
+    let mut stats = Stats::default();
     for (n, (w, how, o)) in outcomes.iter().enumerate() {
         total += o.ops;
+        stats.add(&o.stats);
         let ok = if o.failure.is_some() { "not ok" } else { "ok" };
         println!("{ok} {} - worker {w} ({how}): {} ops", n + 1, o.ops);
         if let Some(f) = &o.failure {
@@ -2059,6 +2158,7 @@ fn main() -> ExitCode {
             failed = true;
         }
     }
+    println!("# {stats}");
     println!(
         "# {total} ops, seed {seed}, {:.1} s",
         t0.elapsed().as_secs_f64()
