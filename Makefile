@@ -5,6 +5,8 @@
 #   make run          set up, build, boot the test kernel, load the module, run the demo
 #                     (RUN='cmd' runs your own command in the guest, FILES='a b' adds files)
 #   make test         set up, build, run the test suite in the guest and the harness self-tests
+#   make stress       a long randomised stress/fuzz pass (STRESS_SEED, STRESS_ITERATIONS,
+#                     STRESS_SECONDS, STRESS_THREADS, STRESS_PROCS)
 #   make kernel       fetch and build the test kernel (FLAVOUR=debug|bench)
 #   make deps         install the Debian packages and bindgen the build needs
 #   make userspace    build the static guest binaries (library, CLI, tests)
@@ -25,7 +27,7 @@ PREFIX ?= /usr/local
 TARGET := x86_64-unknown-linux-gnu
 BINDIR := $(CURDIR)/userspace/target/$(TARGET)/release
 
-.PHONY: all clippy module deps kernel userspace examples install uninstall rust-analyzer run test clean
+.PHONY: all clippy stress module deps kernel userspace examples install uninstall rust-analyzer run test clean
 
 all: module
 
@@ -62,6 +64,17 @@ rust-analyzer:
 run: deps userspace
 	@MODULE=$$(qemu/module.sh) BINDIR=$(BINDIR) qemu/run.sh --exec "$$RUN" \
 		$(foreach f,$(FILES),--add $(f))
+
+# make stress: the long randomised pass under the debug kernel, then kmemleak and an unload.
+STRESS_SEED ?= $(shell date +%s)
+STRESS_ITERATIONS ?= 20000
+STRESS_SECONDS ?= 600
+STRESS_THREADS ?= 3
+STRESS_PROCS ?= 2
+stress: deps userspace
+	@MODULE=$$(qemu/module.sh) BINDIR=$(BINDIR) qemu/run.sh --tap \
+		--timeout $$(( $(STRESS_SECONDS) + 900 )) --add tests/guest/stress.sh \
+		--exec "sh /stress.sh $(STRESS_SEED) $(STRESS_ITERATIONS) $(STRESS_SECONDS) $(STRESS_THREADS) $(STRESS_PROCS)"
 
 test: deps userspace examples
 	@BINDIR=$(BINDIR) tests/run.sh

@@ -25,13 +25,19 @@ pub const KIND_HUGE: u32 = 4;
 
 /// Do not zero the buffer: allowed to `CAP_SYS_ADMIN` only.
 pub const ALLOC_UNINIT: u32 = 1 << 0;
+/// Map with PMD/PUD entries on fault (PAGES, HUGE): PFN maps, not usable by `get_user_pages`.
+pub const ALLOC_HUGE_MAP: u32 = 1 << 1;
 /// Every flag `CONTIGMEM_IOC_ALLOC` knows.
-pub const ALLOC_FLAGS: u32 = ALLOC_UNINIT;
+pub const ALLOC_FLAGS: u32 = ALLOC_UNINIT | ALLOC_HUGE_MAP;
 
 /// The buffer is physically contiguous.
 pub const INFO_CONTIGUOUS: u32 = 1 << 0;
 /// The buffer was allocated with [`ALLOC_UNINIT`].
 pub const INFO_UNINIT: u32 = 1 << 1;
+/// The buffer was allocated with [`ALLOC_HUGE_MAP`].
+pub const INFO_HUGE_MAP: u32 = 1 << 2;
+/// Mappings of the buffer work with `get_user_pages` (O_DIRECT, io_uring fixed buffers).
+pub const INFO_PINNABLE: u32 = 1 << 3;
 
 /// `struct contigmem_version`.
 #[repr(C)]

@@ -118,6 +118,8 @@ pub(crate) struct Buffer {
     /// Bytes, a multiple of the page size.
     pub(crate) size: u64,
     pub(crate) uninit: bool,
+    /// Mapped with PMD/PUD entries on fault rather than page by page at mmap time.
+    pub(crate) huge_map: bool,
     pub(crate) alloc_ns: u64,
     pub(crate) placement: Placement,
     /// Live VMAs mapping this buffer, shared with its debugfs entry.
@@ -157,6 +159,7 @@ impl Buffer {
                 kind: req.kind,
                 size: req.size,
                 uninit: req.uninit,
+                huge_map: req.huge_map,
                 alloc_ns,
                 placement,
                 mappings,

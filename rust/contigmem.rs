@@ -65,8 +65,12 @@ struct ContigmemModule {
 impl kernel::InPlaceModule for ContigmemModule {
     fn init(module: &'static ThisModule) -> impl PinInit<Self, Error> {
         let mode = *module_parameters::mode.value() & 0o777;
-        // SAFETY: `init` runs once, and nothing uses the registry before the device exists.
-        unsafe { introspect::init() };
+        // SAFETY: `init` runs once, and nothing uses the registry or the page allocation lock
+        // before the device exists.
+        unsafe {
+            introspect::init();
+            sys::init();
+        }
         try_pin_init!(Self {
             _debugfs <- introspect::Debugfs::new(),
             _miscdev <- registration::Registration::register(c"contigmem", mode, module),

@@ -176,12 +176,19 @@ impl ContigmemFile {
             al if al.is_power_of_two() && al >= PAGE_SIZE && kind.takes_align() && al <= max => al,
             _ => return Err(EINVAL),
         };
-        // A size that overflows when rounded up to pages is beyond every limit.
-        let size = a.size.checked_next_multiple_of(PAGE_SIZE).ok_or(E2BIG)?;
+        // A size that overflows when rounded up to the granule is beyond every limit.
+        let size = a
+            .size
+            .checked_next_multiple_of(kind.granule())
+            .ok_or(E2BIG)?;
         if size > max {
             return Err(E2BIG);
         }
         let uninit = a.flags & abi::ALLOC_UNINIT != 0;
+        let huge_map = a.flags & abi::ALLOC_HUGE_MAP != 0;
+        if huge_map && !kind.takes_align() {
+            return Err(EINVAL);
+        }
         if uninit && !sys::capable_sys_admin() {
             return Err(EPERM);
         }
@@ -190,6 +197,7 @@ impl ContigmemFile {
             size,
             align,
             uninit,
+            huge_map,
             node: a.node,
         })
     }
@@ -243,6 +251,11 @@ impl ContigmemFile {
         }
         if buf.uninit {
             flags |= abi::INFO_UNINIT;
+        }
+        if buf.huge_map {
+            flags |= abi::INFO_HUGE_MAP;
+        } else if buf.kind.pinnable() {
+            flags |= abi::INFO_PINNABLE;
         }
         info = abi::Info {
             id: buf.id,

@@ -62,12 +62,81 @@ pub(crate) fn mmap(buf: Arc<Buffer>, vma: &VmaNew, first_page: u64) -> Result {
         _ => return Err(EINVAL),
     }
     vma.set_dontexpand();
-    buf.memory.map(vma, first_page)?;
+    let ops = if buf.huge_map {
+        // Nothing is mapped now: the fault handlers map PMDs and PUDs where they can.
+        sys::vma::set_pfnmap(vma);
+        &HUGE_VM_OPS
+    } else {
+        buf.memory.map(vma, first_page)?;
+        &VM_OPS
+    };
     buf.mapped();
-    // SAFETY: `VM_OPS` is a constant promoted to a static; its callbacks take the pointer from
-    // `Arc::into_raw` as their private data, which is what we pass.
-    unsafe { sys::vma::set_ops(vma, &VM_OPS, Arc::into_raw(buf).cast_mut().cast()) };
+    // SAFETY: The operations are constants promoted to statics; their callbacks take the
+    // pointer from `Arc::into_raw` as their private data, which is what we pass.
+    unsafe { sys::vma::set_ops(vma, ops, Arc::into_raw(buf).cast_mut().cast()) };
     Ok(())
+}
+
+/// The operations of a huge-mapped VMA: as [`VM_OPS`], plus fault handlers.
+const HUGE_VM_OPS: bindings::vm_operations_struct = bindings::vm_operations_struct {
+    open: Some(vma_open),
+    close: Some(vma_close),
+    fault: Some(vma_fault),
+    huge_fault: Some(vma_huge_fault),
+    // SAFETY: All other callbacks are optional and null (`None`) is a valid value for them.
+    ..unsafe { core::mem::zeroed() }
+};
+
+/// Maps the `1 << order` pages around the faulting address if the VMA and the buffer hold them
+/// all and the memory is aligned to their size; `FALLBACK` (or `SIGBUS` for a single page)
+/// otherwise.
+fn fault(f: &sys::Fault, order: u32) -> u32 {
+    let miss = if order == 0 {
+        sys::fault_result::SIGBUS
+    } else {
+        sys::fault_result::FALLBACK
+    };
+    // SAFETY: The VMA is one of ours, so its private data is the `Arc<Buffer>` pointer that
+    // `mmap` or `vma_open` stored, alive while the VMA exists.
+    let buf = unsafe { ArcBorrow::<Buffer>::from_raw(f.private().cast::<Buffer>()) };
+    let (start, end, pgoff) = f.vma_range();
+    let span = 1usize << (order + PAGE_SHIFT);
+    let addr = f.address() & !(span - 1);
+    if addr < start || end - addr < span {
+        return miss;
+    }
+    let index = decode(pgoff).1 + ((addr - start) >> PAGE_SHIFT) as u64;
+    let pages = 1u64 << order;
+    let pfn = buf.placement.pfn + index;
+    if index + pages > buf.pages() || pfn % pages != 0 {
+        return miss;
+    }
+    // SAFETY: The pages `[pfn, pfn + pages)` are the buffer's (checked above), which the VMA
+    // holds; they lie at `addr` inside the VMA and are aligned to their size (checked above).
+    unsafe { f.insert(pfn, order) }
+}
+
+/// Maps one page of a huge-mapped VMA.
+///
+/// # Safety
+///
+/// Called by the fault code for a VMA with [`HUGE_VM_OPS`].
+unsafe extern "C" fn vma_fault(vmf: *mut bindings::vm_fault) -> bindings::vm_fault_t {
+    // SAFETY: By the safety requirements `vmf` is a fault on one of our VMAs.
+    fault(&unsafe { sys::Fault::from_raw(vmf) }, 0)
+}
+
+/// Maps a PMD or PUD of a huge-mapped VMA, or asks for a fallback to smaller entries.
+///
+/// # Safety
+///
+/// Called by the fault code for a VMA with [`HUGE_VM_OPS`].
+unsafe extern "C" fn vma_huge_fault(
+    vmf: *mut bindings::vm_fault,
+    order: core::ffi::c_uint,
+) -> bindings::vm_fault_t {
+    // SAFETY: By the safety requirements `vmf` is a fault on one of our VMAs.
+    fault(&unsafe { sys::Fault::from_raw(vmf) }, order)
 }
 
 /// The operations of every contigmem VMA: each VMA holds one reference to its buffer.

@@ -63,9 +63,27 @@ impl Kind {
         }
     }
 
+    /// The granule sizes are rounded up to: a page, or for contiguous ranges a whole pageblock
+    /// (2 MiB on x86-64). `alloc_contig_range()` isolates whole pageblocks, and isolating one
+    /// that another range shares while it is being allocated or freed hits
+    /// `kernel BUG at mm/page_isolation.c` (found by `contigmem-stress`): HUGE buffers never
+    /// share a pageblock.
+    pub(crate) fn granule(self) -> u64 {
+        match self {
+            Kind::Huge => 1 << bindings::PMD_SHIFT,
+            _ => PAGE_SIZE,
+        }
+    }
+
     /// Whether buffers of this kind are physically contiguous.
     pub(crate) fn contiguous(self) -> bool {
         self != Kind::Vmalloc
+    }
+
+    /// Whether mappings of this kind's buffers are normal pages (usable by `get_user_pages`)
+    /// when they are not huge-mapped; slab memory is mapped as special PTEs.
+    pub(crate) fn pinnable(self) -> bool {
+        !matches!(self, Kind::Kmalloc | Kind::Kzalloc)
     }
 
     /// Whether a caller may ask for an alignment beyond the page.
@@ -77,10 +95,11 @@ impl Kind {
     pub(crate) fn max_size(self, cap: u64) -> u64 {
         // KMALLOC_MAX_SIZE with SLUB, and the largest buddy block: 4 MiB on x86-64.
         let max_block = 1u64 << (MAX_PAGE_ORDER + PAGE_SHIFT);
-        match self {
+        let max = match self {
             Kind::Kmalloc | Kind::Kzalloc | Kind::Pages => max_block.min(cap),
             Kind::Vmalloc | Kind::Huge => cap.min(sys::totalram_bytes()),
-        }
+        };
+        max / self.granule() * self.granule()
     }
 }
 
@@ -93,6 +112,8 @@ pub(crate) struct Request {
     pub(crate) align: u64,
     /// Skip zeroing.
     pub(crate) uninit: bool,
+    /// Map with PMD/PUD entries on fault (PAGES, HUGE).
+    pub(crate) huge_map: bool,
     /// An online node or -1.
     pub(crate) node: i32,
 }

@@ -11,7 +11,8 @@ use kernel::{
     bindings,
     mm::virt::{
         VmaMixedMap,
-        VmaNew, //
+        VmaNew,
+        VmaRef, //
     },
     page::BorrowedPage,
     prelude::*, //
@@ -188,6 +189,21 @@ impl Drop for RawAlloc {
     }
 }
 
+kernel::sync::global_lock! {
+    // SAFETY: Initialised by `init` in the module's `init`, before the device is registered.
+    unsafe(uninit) static CONTIG_ALLOC: Mutex<()> = ();
+}
+
+/// Initialises this file's global state.
+///
+/// # Safety
+///
+/// Must be called exactly once, before any other function of this file.
+pub(crate) unsafe fn init() {
+    // SAFETY: By the safety requirements this is the one call, before any use.
+    unsafe { CONTIG_ALLOC.init() };
+}
+
 /// A run of physically contiguous pages this crate owns, each with its own reference count
 /// (order-0 pages, as `split_page` and `alloc_contig_pages` leave them).
 ///
@@ -258,9 +274,15 @@ impl PageRun {
     }
 
     /// Allocates `count` contiguous pages with `alloc_contig_pages`, aligned to `align_pages`
-    /// (a power of two): ranges of a power-of-two size come aligned to their size; otherwise
-    /// the range is over-allocated by `align_pages - 1` and the unaligned head and the tail are
-    /// given back.
+    /// (a power of two).
+    ///
+    /// The range asked of the kernel is always whole pageblocks (2 MiB on x86-64): concurrent
+    /// isolations of a pageblock shared by two sub-pageblock ranges hit
+    /// `kernel BUG at mm/page_isolation.c` (`VM_BUG_ON(!get_pageblock_isolate())` in
+    /// `isolate_single_pageblock`, found by `contigmem-stress`). A multiple of the pageblock
+    /// size is searched pageblock-aligned; a power of two comes aligned to itself; otherwise the
+    /// range is over-allocated by `align_pages` less a pageblock. The unaligned head and the tail
+    /// are given back at once.
     pub(crate) fn alloc_contig(
         count: usize,
         align_pages: usize,
@@ -270,11 +292,14 @@ impl PageRun {
         if count == 0 || !align_pages.is_power_of_two() {
             return Err(EINVAL);
         }
-        let natural = count.is_power_of_two() && count >= align_pages;
-        let total = if natural || align_pages == 1 {
-            count
+        // `pageblock_nr_pages` on x86-64 (`pageblock_order` is `HPAGE_PMD_ORDER`).
+        let pageblock = 1usize << (bindings::PMD_SHIFT - PAGE_SHIFT);
+        let rounded = count.checked_next_multiple_of(pageblock).ok_or(E2BIG)?;
+        let natural = rounded.is_power_of_two() && rounded >= align_pages;
+        let total = if natural || align_pages <= pageblock {
+            rounded
         } else {
-            count.checked_add(align_pages - 1).ok_or(E2BIG)?
+            rounded.checked_add(align_pages - pageblock).ok_or(E2BIG)?
         };
         // SAFETY: `total` is non-zero, `gfp` holds only flags `alloc_contig_range` accepts (the
         // caller builds it), `nid` is an online node or `NUMA_NO_NODE`, and a null nodemask
@@ -373,6 +398,19 @@ pub(crate) mod vma {
         }
     }
 
+    /// Makes the new VMA a PFN map (`VM_PFNMAP | VM_IO | VM_DONTEXPAND | VM_DONTDUMP`), as
+    /// `remap_pfn_range` would: its pages are inserted by the fault handlers as PFNs, at PTE,
+    /// PMD or PUD level.
+    pub(crate) fn set_pfnmap(vma: &VmaNew) {
+        let set = (bindings::VM_PFNMAP
+            | bindings::VM_IO
+            | bindings::VM_DONTEXPAND
+            | bindings::VM_DONTDUMP) as bindings::vm_flags_t;
+        // SAFETY: The VMA is being set up in the mmap callback and is not shared yet (as in
+        // `VmaNew::update_flags`); these flags are valid for a driver mapping.
+        unsafe { (*vma.as_ptr()).__bindgen_anon_2.vm_flags |= set };
+    }
+
     /// Installs `ops` and `data` as the VMA's operations and private data.
     ///
     /// # Safety
@@ -388,6 +426,99 @@ pub(crate) mod vma {
         unsafe {
             (*vma.as_ptr()).vm_ops = ops;
             (*vma.as_ptr()).vm_private_data = data;
+        }
+    }
+}
+
+/// A page fault on one of our VMAs, as the fault handlers see it.
+///
+/// # Invariants
+///
+/// `vmf` points to a valid `struct vm_fault` for the duration of the fault handler that made
+/// this object, whose VMA is one of ours (its private data set by `mapping::mmap`).
+pub(crate) struct Fault {
+    vmf: *mut bindings::vm_fault,
+}
+
+/// `vm_fault_t` values.
+pub(crate) mod fault_result {
+    use kernel::bindings;
+
+    pub(crate) const SIGBUS: u32 = bindings::vm_fault_reason_VM_FAULT_SIGBUS;
+    pub(crate) const FALLBACK: u32 = bindings::vm_fault_reason_VM_FAULT_FALLBACK;
+}
+
+impl Fault {
+    /// Wraps `vmf`.
+    ///
+    /// # Safety
+    ///
+    /// `vmf` must be the fault a `fault` or `huge_fault` handler of one of our VMAs received,
+    /// and the object must not outlive that call.
+    pub(crate) unsafe fn from_raw(vmf: *mut bindings::vm_fault) -> Self {
+        // INVARIANT: By the safety requirements.
+        Self { vmf }
+    }
+
+    fn vma(&self) -> *mut bindings::vm_area_struct {
+        // SAFETY: By the type invariant `vmf` is valid; `vma` is set by the fault code.
+        unsafe { (*self.vmf).__bindgen_anon_1.vma }
+    }
+
+    /// The faulting address.
+    pub(crate) fn address(&self) -> usize {
+        // SAFETY: By the type invariant `vmf` is valid.
+        unsafe { (*self.vmf).__bindgen_anon_1.address }
+    }
+
+    /// The VMA's start, end and page offset.
+    pub(crate) fn vma_range(&self) -> (usize, usize, u64) {
+        // SAFETY: The VMA of a fault is valid, and its bounds stable, while the fault code holds
+        // its lock, which outlasts `self`.
+        let vma = unsafe { VmaRef::from_raw(self.vma()) };
+        // SAFETY: As above; `vm_pgoff` is a plain field.
+        let pgoff = unsafe { (*self.vma()).vm_pgoff as u64 };
+        (vma.start(), vma.end(), pgoff)
+    }
+
+    /// The private data `mapping::mmap` set.
+    pub(crate) fn private(&self) -> *mut core::ffi::c_void {
+        // SAFETY: As in `vma_range`.
+        unsafe { (*self.vma()).vm_private_data }
+    }
+
+    /// Whether the fault is a write.
+    pub(crate) fn write(&self) -> bool {
+        // SAFETY: By the type invariant `vmf` is valid.
+        unsafe { (*self.vmf).flags & bindings::fault_flag_FAULT_FLAG_WRITE != 0 }
+    }
+
+    /// Maps `1 << order` pages from `pfn` at the (aligned) faulting address: a PTE (order 0),
+    /// a PMD (order 9) or a PUD (order 18).
+    ///
+    /// # Safety
+    ///
+    /// The pages must belong to memory that outlives the VMA (the VMA holds its buffer), lie
+    /// inside the VMA at the aligned address, and be aligned to their size.
+    pub(crate) unsafe fn insert(&self, pfn: u64, order: u32) -> u32 {
+        let pfn = pfn as usize;
+        let write = self.write();
+        // SAFETY: By the safety requirements; the fault code holds the locks these need.
+        unsafe {
+            match order {
+                0 => bindings::vmf_insert_pfn(
+                    self.vma(),
+                    self.address() & !(PAGE_SIZE as usize - 1),
+                    pfn,
+                ),
+                o if o == bindings::PMD_SHIFT - PAGE_SHIFT => {
+                    bindings::vmf_insert_pfn_pmd(self.vmf, pfn, write)
+                }
+                o if o == bindings::PUD_SHIFT - PAGE_SHIFT => {
+                    bindings::vmf_insert_pfn_pud(self.vmf, pfn, write)
+                }
+                _ => fault_result::FALLBACK,
+            }
         }
     }
 }

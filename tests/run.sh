@@ -43,7 +43,7 @@ ko=$("$repo/qemu/module.sh") || { echo "test: module build failed"; echo "$passe
 example="$repo/out/examples/contigmem-example"	# make examples; the suite fails without it
 extra=()
 [ -f "$example" ] && extra=(--add "$example")
-MODULE="$ko" "$repo/qemu/run.sh" --tap --add "$repo/tests/guest/tap.sh" --add "$repo/tests/guest/suite.sh" --add "$repo/tests/guest/reliability.sh" ${extra[@]+"${extra[@]}"} \
+MODULE="$ko" "$repo/qemu/run.sh" --tap --add "$repo/tests/guest/tap.sh" --add "$repo/tests/guest/suite.sh" --add "$repo/tests/guest/reliability.sh" --add "$repo/tests/guest/stress.sh" ${extra[@]+"${extra[@]}"} \
 	--exec 'sh /suite.sh' | tee "$part"
 line=$(tail -n1 "$part")
 add "$line"

@@ -72,4 +72,9 @@ cap_status=$?
 sh /reliability.sh
 reliability=$?
 
-[ $status -eq 0 ] && [ $cap_status -eq 0 ] && [ $reliability -eq 0 ] && [ $failed -eq 0 ]
+# A short randomised stress pass (`make stress` runs a long one).
+sh /stress.sh "$(date +%s)" 400 120 2 2
+stress=$?
+
+[ $status -eq 0 ] && [ $cap_status -eq 0 ] && [ $reliability -eq 0 ] && [ $stress -eq 0 ] &&
+	[ $failed -eq 0 ]

@@ -38,11 +38,21 @@ enum contigmem_kind {
 
 /* contigmem_alloc.flags */
 #define CONTIGMEM_ALLOC_UNINIT	(1U << 0)	/* do not zero: CAP_SYS_ADMIN only (EPERM) */
-#define CONTIGMEM_ALLOC_FLAGS	(CONTIGMEM_ALLOC_UNINIT)
+/*
+ * PAGES and HUGE only: map on fault with PMD (2 MiB) and PUD (1 GiB) entries where the window
+ * and the memory are aligned, 4 KiB PTEs elsewhere. Such mappings are PFN maps: fewer faults and
+ * TLB misses, but get_user_pages (O_DIRECT, io_uring fixed buffers) fails on them with EFAULT and
+ * /proc/pid/pagemap does not show them. Without it every page is mapped at mmap time as a normal
+ * page: no faults at all, and usable by get_user_pages.
+ */
+#define CONTIGMEM_ALLOC_HUGE_MAP	(1U << 1)
+#define CONTIGMEM_ALLOC_FLAGS	(CONTIGMEM_ALLOC_UNINIT | CONTIGMEM_ALLOC_HUGE_MAP)
 
 /* contigmem_info.flags */
 #define CONTIGMEM_INFO_CONTIGUOUS	(1U << 0)	/* physically contiguous */
 #define CONTIGMEM_INFO_UNINIT		(1U << 1)	/* allocated with CONTIGMEM_ALLOC_UNINIT */
+#define CONTIGMEM_INFO_HUGE_MAP		(1U << 2)	/* allocated with CONTIGMEM_ALLOC_HUGE_MAP */
+#define CONTIGMEM_INFO_PINNABLE		(1U << 3)	/* mappings work with get_user_pages */
 
 struct contigmem_version {
 	__u32 abi_version;		/* out: CONTIGMEM_ABI_VERSION */

@@ -285,6 +285,8 @@ mod tests {
                 kind,
                 contiguous: kind.is_contiguous(),
                 uninit: false,
+                huge_map: false,
+                pinnable: true,
                 size: 8192,
                 mmap_offset: 0,
                 phys_addr: 0x10_0000,

@@ -139,6 +139,10 @@ pub struct BufferInfo {
     pub contiguous: bool,
     /// Whether it was allocated without zeroing.
     pub uninit: bool,
+    /// Whether it is mapped with PMD/PUD entries on fault.
+    pub huge_map: bool,
+    /// Whether its mappings work with `get_user_pages` (O_DIRECT, io_uring fixed buffers).
+    pub pinnable: bool,
     /// The bytes reserved.
     pub size: u64,
     /// Its mmap offset.
@@ -163,6 +167,8 @@ impl BufferInfo {
             kind,
             contiguous: raw.flags & abi::INFO_CONTIGUOUS != 0,
             uninit: raw.flags & abi::INFO_UNINIT != 0,
+            huge_map: raw.flags & abi::INFO_HUGE_MAP != 0,
+            pinnable: raw.flags & abi::INFO_PINNABLE != 0,
             size: raw.size,
             mmap_offset: raw.mmap_offset,
             phys_addr: raw.phys_addr,

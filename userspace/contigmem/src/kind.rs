@@ -25,7 +25,19 @@ pub enum Kind {
     Huge,
 }
 
+/// The granule of `huge` buffer sizes: a pageblock (2 MiB on x86-64). The module rounds huge
+/// sizes up to it so that no two contiguous ranges share a pageblock.
+pub const HUGE_GRANULE: u64 = 2 << 20;
+
 impl Kind {
+    /// The granule sizes of this kind are rounded up to, given the page size.
+    pub fn granule(self, page_size: u64) -> u64 {
+        match self {
+            Kind::Huge => HUGE_GRANULE.max(page_size),
+            _ => page_size,
+        }
+    }
+
     /// Every kind, in ABI order.
     pub const ALL: [Kind; 5] = [
         Kind::Kmalloc,

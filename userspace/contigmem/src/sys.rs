@@ -109,6 +109,68 @@ impl Region {
         })
     }
 
+    /// As [`Region::map`], at an address aligned to `align` (a power of two): a range of
+    /// `len + align` bytes is reserved (`PROT_NONE`, anonymous), the file is mapped over its
+    /// aligned part with `MAP_FIXED`, and the rest of the reservation is unmapped. Huge-mapped
+    /// buffers need this for PUD (1 GiB) entries; the module already aligns to 2 MiB.
+    pub(crate) fn map_aligned(
+        fd: BorrowedFd<'_>,
+        offset: u64,
+        len: usize,
+        prot: ProtFlags,
+        flags: MapFlags,
+        align: usize,
+    ) -> Result<Self, Errno> {
+        debug_assert!(align.is_power_of_two() && !flags.contains(MapFlags::FIXED));
+        let total = len.checked_add(align).ok_or(Errno::NOMEM)?;
+        // SAFETY: with a null hint and no MAP_FIXED the kernel picks an unused range; nothing
+        // of this process is replaced, and the reservation is private to this function.
+        let base = unsafe {
+            rustix::mm::mmap_anonymous(
+                core::ptr::null_mut(),
+                total,
+                ProtFlags::empty(),
+                MapFlags::PRIVATE | MapFlags::NORESERVE,
+            )
+        }? as usize;
+        let start = base.next_multiple_of(align);
+        // SAFETY: `[start, start + len)` lies inside the reservation made above, which no other
+        // code knows of, so MAP_FIXED replaces only our own PROT_NONE pages.
+        let mapped = unsafe {
+            rustix::mm::mmap(
+                start as *mut _,
+                len,
+                prot,
+                flags | MapFlags::FIXED,
+                fd,
+                offset,
+            )
+        };
+        // SAFETY: The head and tail of the reservation (or all of it if the mapping failed) are
+        // ours and hold nothing.
+        unsafe {
+            if let Err(e) = mapped {
+                let _ = rustix::mm::munmap(base as *mut _, total);
+                return Err(e);
+            }
+            if start > base {
+                let _ = rustix::mm::munmap(base as *mut _, start - base);
+            }
+            let end = start + len;
+            if base + total > end {
+                let _ = rustix::mm::munmap(end as *mut _, base + total - end);
+            }
+        }
+        let ptr = NonNull::new(start as *mut u8).ok_or(Errno::FAULT)?;
+        // INVARIANT: the kernel created a mapping of `len` bytes at `ptr` (MAP_FIXED succeeded),
+        // readable because `prot` contains READ.
+        Ok(Self {
+            ptr,
+            len,
+            writable: prot.contains(ProtFlags::WRITE),
+        })
+    }
+
     /// The start address of the mapping.
     pub(crate) fn addr(&self) -> usize {
         self.ptr.as_ptr() as usize

@@ -10,6 +10,7 @@ mod debugfs;
 mod errors;
 mod exhaust;
 mod faults;
+mod hugemap;
 mod lifetime;
 mod privilege;
 mod sys;
@@ -103,6 +104,7 @@ fn main() {
     lifetime::register(&mut tap);
     privilege::register(&mut tap);
     debugfs::register(&mut tap, &version);
+    hugemap::register(&mut tap);
     errors::register(&mut tap, &version);
     // Fault injection and exhaustion change the machine's state (injectors, module caps): they
     // run only when asked for by name (`contigmem-tests 'fault injection'`, `... exhaust`).

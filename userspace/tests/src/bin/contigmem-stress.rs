@@ -128,8 +128,8 @@ impl Env {
         self.page as u64
     }
 
-    fn round_up(&self, size: u64) -> Option<u64> {
-        size.checked_next_multiple_of(self.page64())
+    fn round_up(&self, kind: Kind, size: u64) -> Option<u64> {
+        size.checked_next_multiple_of(kind.granule(self.page64()))
     }
 
     fn pages(&self, size: u64) -> usize {
@@ -405,8 +405,11 @@ fn alloc_errors(env: &Env, a: &abi::Alloc) -> Vec<Errno> {
         if !align_ok {
             errs.push(Errno::INVAL);
         }
-        if env.round_up(a.size).map_or(true, |size| size > max) {
+        if env.round_up(kind, a.size).map_or(true, |size| size > max) {
             errs.push(Errno::TOOBIG);
+        }
+        if a.flags & abi::ALLOC_HUGE_MAP != 0 && !takes_align {
+            errs.push(Errno::INVAL);
         }
     }
     if a.flags & abi::ALLOC_UNINIT != 0 && !env.privileged {
@@ -801,7 +804,7 @@ impl<'e> Model<'e> {
         a: &abi::Alloc,
         got: Allocated,
     ) -> Result<(), Failure> {
-        let want = self.env.round_up(a.size).unwrap_or(0);
+        let want = self.env.round_up(kind, a.size).unwrap_or(0);
         if got.size != want {
             return Err(Failure::new(
                 op,
