@@ -64,7 +64,23 @@ done < <(cat "${fragments[@]}")
 jobs=${JOBS:-$(nproc)}
 say "building bzImage ($FLAVOUR, $jobs jobs; first build takes minutes)"
 start=$(date +%s)
-kmake -C "$src" O="$build" -j"$jobs" -s bzImage modules >&2
+# A progress line: build steps so far, redrawn in place on a terminal, every 500 otherwise;
+# anything else the build prints (warnings, errors) passes through.
+progress() {
+	local tty=0
+	[ -t 2 ] && tty=1
+	awk -v tty=$tty '
+		/^  [A-Z][A-Z0-9_]* / {
+			n++
+			if (tty && n % 20 == 0) printf "\rkernel: %d build steps", n > "/dev/stderr"
+			if (!tty && n % 500 == 0) printf "kernel: %d build steps\n", n > "/dev/stderr"
+			next
+		}
+		/^make(\[[0-9]+\])?: (Entering|Leaving) directory/ { next }
+		{ if (tty) printf "\n" > "/dev/stderr"; print > "/dev/stderr" }
+		END { if (tty && n) printf "\n" > "/dev/stderr" }'
+}
+kmake -C "$src" O="$build" -j"$jobs" bzImage modules 2>&1 | progress
 kmake -C "$src" O="$build" -s modules_prepare >&2
 echo "$stamp" > "$build/.contigmem-stamp"
 say "built in $(( $(date +%s) - start )) s: $build/arch/x86/boot/bzImage"

@@ -67,7 +67,11 @@ fn roundtrip(kind: Kind, size: u64) -> Outcome {
     let dev = open()?;
     let page = dev.page_size() as u64;
     let buf = dev.alloc(kind, size).ctx(format!("ALLOC {kind} {size}"))?;
-    check_eq!(buf.size(), round_up(size, kind.granule(page)), "reserved size");
+    check_eq!(
+        buf.size(),
+        round_up(size, kind.granule(page)),
+        "reserved size"
+    );
     check_eq!(buf.kind(), kind, "kind");
     let mut a = buf.map().ctx("first mmap")?;
     let b = buf.map().ctx("second mmap")?;

@@ -143,6 +143,18 @@ pub fn make_executable(mem: &[u8]) -> Result<(), Errno> {
     }
 }
 
+/// Makes the pages of `mem` read-only (`mprotect(PROT_READ)`).
+pub fn mprotect_read_only(mem: &[u8]) -> Result<(), String> {
+    // SAFETY: `mem` is a live mapping of ours; removing write access cannot break Rust's
+    // guarantees for a shared borrow, and no one writes through it while the result is used.
+    let rc = unsafe { libc::mprotect(mem.as_ptr() as *mut _, mem.len(), libc::PROT_READ) };
+    if rc == 0 {
+        Ok(())
+    } else {
+        Err(format!("mprotect: {}", std::io::Error::last_os_error()))
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -177,17 +189,5 @@ mod tests {
             |_| Err("parent failed".into()),
         );
         assert_eq!(result, Err("parent failed".into()));
-    }
-}
-
-/// Makes the pages of `mem` read-only (`mprotect(PROT_READ)`).
-pub fn mprotect_read_only(mem: &[u8]) -> Result<(), String> {
-    // SAFETY: `mem` is a live mapping of ours; removing write access cannot break Rust's
-    // guarantees for a shared borrow, and no one writes through it while the result is used.
-    let rc = unsafe { libc::mprotect(mem.as_ptr() as *mut _, mem.len(), libc::PROT_READ) };
-    if rc == 0 {
-        Ok(())
-    } else {
-        Err(format!("mprotect: {}", std::io::Error::last_os_error()))
     }
 }
