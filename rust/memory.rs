@@ -63,14 +63,16 @@ impl Kind {
         }
     }
 
-    /// The granule sizes are rounded up to: a page, or for contiguous ranges a whole pageblock
-    /// (2 MiB on x86-64). `alloc_contig_range()` isolates whole pageblocks, and isolating one
-    /// that another range shares while it is being allocated or freed hits
-    /// `kernel BUG at mm/page_isolation.c` (found by `contigmem-stress`): HUGE buffers never
-    /// share a pageblock.
+    /// The granule sizes are rounded up to: a page, or for contiguous ranges a whole
+    /// `MAX_PAGE_ORDER` block (4 MiB on x86-64). `alloc_contig_range()` isolates whole pageblocks
+    /// and, for a range within one pageblock, expects the first isolation to still hold when it
+    /// looks again; a free buddy page straddling the range's start can undo it in between, and
+    /// DEBUG_VM kernels stop at `kernel BUG at mm/page_isolation.c:348` (found by
+    /// `contigmem-stress`). Ranges of whole, aligned `MAX_PAGE_ORDER` blocks never take that
+    /// path, and no buddy page straddles their ends.
     pub(crate) fn granule(self) -> u64 {
         match self {
-            Kind::Huge => 1 << bindings::PMD_SHIFT,
+            Kind::Huge => 1 << (MAX_PAGE_ORDER + PAGE_SHIFT),
             _ => PAGE_SIZE,
         }
     }

@@ -276,13 +276,11 @@ impl PageRun {
     /// Allocates `count` contiguous pages with `alloc_contig_pages`, aligned to `align_pages`
     /// (a power of two).
     ///
-    /// The range asked of the kernel is always whole pageblocks (2 MiB on x86-64): concurrent
-    /// isolations of a pageblock shared by two sub-pageblock ranges hit
-    /// `kernel BUG at mm/page_isolation.c` (`VM_BUG_ON(!get_pageblock_isolate())` in
-    /// `isolate_single_pageblock`, found by `contigmem-stress`). A multiple of the pageblock
-    /// size is searched pageblock-aligned; a power of two comes aligned to itself; otherwise the
-    /// range is over-allocated by `align_pages` less a pageblock. The unaligned head and the tail
-    /// are given back at once.
+    /// The range asked of the kernel is always whole `MAX_PAGE_ORDER` blocks (see
+    /// `Kind::granule` for the kernel BUG this avoids): a multiple of the block is searched
+    /// block-aligned; a power of two comes aligned to itself; otherwise the range is
+    /// over-allocated by `align_pages` less a block. The unaligned head and the tail (whole
+    /// blocks) are given back at once.
     pub(crate) fn alloc_contig(
         count: usize,
         align_pages: usize,
@@ -292,14 +290,13 @@ impl PageRun {
         if count == 0 || !align_pages.is_power_of_two() {
             return Err(EINVAL);
         }
-        // `pageblock_nr_pages` on x86-64 (`pageblock_order` is `HPAGE_PMD_ORDER`).
-        let pageblock = 1usize << (bindings::PMD_SHIFT - PAGE_SHIFT);
-        let rounded = count.checked_next_multiple_of(pageblock).ok_or(E2BIG)?;
+        let block = 1usize << MAX_PAGE_ORDER;
+        let rounded = count.checked_next_multiple_of(block).ok_or(E2BIG)?;
         let natural = rounded.is_power_of_two() && rounded >= align_pages;
-        let total = if natural || align_pages <= pageblock {
+        let total = if natural || align_pages <= block {
             rounded
         } else {
-            rounded.checked_add(align_pages - pageblock).ok_or(E2BIG)?
+            rounded.checked_add(align_pages - block).ok_or(E2BIG)?
         };
         // SAFETY: `total` is non-zero, `gfp` holds only flags `alloc_contig_range` accepts (the
         // caller builds it), `nid` is an online node or `NUMA_NO_NODE`, and a null nodemask

@@ -25,9 +25,9 @@ pub enum Kind {
     Huge,
 }
 
-/// The granule of `huge` buffer sizes: a pageblock (2 MiB on x86-64). The module rounds huge
-/// sizes up to it so that no two contiguous ranges share a pageblock.
-pub const HUGE_GRANULE: u64 = 2 << 20;
+/// The granule of `huge` buffer sizes: a `MAX_PAGE_ORDER` block (4 MiB on x86-64). The module
+/// rounds huge sizes up to it, so that every contiguous range is whole, aligned buddy blocks.
+pub const HUGE_GRANULE: u64 = 4 << 20;
 
 impl Kind {
     /// The granule sizes of this kind are rounded up to, given the page size.
