@@ -191,12 +191,12 @@ fn o_direct() -> Outcome {
         let mut map = buf.map().ctx("mmap")?;
         let what =
             format!("O_DIRECT pread into {kind} (huge map {huge_map}, INFO pinnable {pinnable})");
-        match disk.read_at(&mut map[..], 0) {
+        match disk.read_at(&mut map[..len], 0) {
             Ok(n) => {
                 check!(pinnable, "{what}: succeeded, but INFO says it cannot");
                 check_eq!(n, len, format!("{what}: bytes read"));
                 check!(
-                    map[..] == pattern[..],
+                    map[..len] == pattern[..],
                     "{what}: the data differs from the disk's"
                 );
             }
