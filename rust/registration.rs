@@ -53,10 +53,10 @@ impl<T: MiscDevice> Registration<T> {
         let raw = MiscDeviceOptions { name }.into_raw::<T>();
         try_pin_init!(&this in Self {
             fops <- Opaque::ffi_init(move |slot: *mut bindings::file_operations| {
-                // SAFETY: `raw.fops` points to the kernel crate's static vtable for `T`, and
-                // `slot` is valid for writes while this field is initialised.
                 // `thp_get_unmapped_area` places mappings of 2 MiB and more at 2 MiB-aligned
                 // addresses (congruent with the offset), so huge mappings can use PMDs.
+                // SAFETY: `raw.fops` points to the kernel crate's static vtable for `T`, and
+                // `slot` is valid for writes while this field is initialised.
                 unsafe {
                     slot.write(raw.fops.read());
                     (*slot).owner = module.as_ptr();
