@@ -99,8 +99,8 @@ impl Error {
     }
 }
 
-/// The symbolic name of the errnos the device returns.
-fn name(errno: Errno) -> Option<&'static str> {
+/// The symbolic name (`"EINVAL"`) of the errnos the device and its mappings return.
+pub fn errno_name(errno: Errno) -> Option<&'static str> {
     Some(match errno {
         Errno::PERM => "EPERM",
         Errno::NOENT => "ENOENT",
@@ -113,6 +113,8 @@ fn name(errno: Errno) -> Option<&'static str> {
         Errno::NOTTY => "ENOTTY",
         Errno::NOSPC => "ENOSPC",
         Errno::NODEV => "ENODEV",
+        Errno::AGAIN => "EAGAIN",
+        Errno::EXIST => "EEXIST",
         _ => return None,
     })
 }
@@ -172,7 +174,7 @@ impl fmt::Display for Error {
             ),
             Error::Os { op, errno } => {
                 write!(f, "{op}: ")?;
-                if let Some(name) = name(*errno) {
+                if let Some(name) = errno_name(*errno) {
                     write!(f, "{name}: ")?;
                 }
                 write!(f, "{errno}")?;

@@ -32,7 +32,7 @@ mod sys;
 
 pub use buffer::{Buffer, BufferInfo};
 pub use device::{AllocOptions, Device, Request, Version, DEFAULT_PATH};
-pub use error::{DebugfsCause, Error, Result};
+pub use error::{errno_name, DebugfsCause, Error, Result};
 pub use kind::{Kind, ParseKindError, HUGE_GRANULE};
 pub use mapping::Mapping;
 pub use rustix::io::Errno;

@@ -224,22 +224,9 @@ impl Failure {
 
 /// The name of an errno, as the README's tables write it.
 fn errno_name(errno: Errno) -> String {
-    let name = match errno {
-        Errno::PERM => "EPERM",
-        Errno::NOENT => "ENOENT",
-        Errno::TOOBIG => "E2BIG",
-        Errno::NOMEM => "ENOMEM",
-        Errno::ACCESS => "EACCES",
-        Errno::FAULT => "EFAULT",
-        Errno::BUSY => "EBUSY",
-        Errno::INVAL => "EINVAL",
-        Errno::NOTTY => "ENOTTY",
-        Errno::NOSPC => "ENOSPC",
-        Errno::AGAIN => "EAGAIN",
-        Errno::NODEV => "ENODEV",
-        _ => return format!("errno {}", errno.raw_os_error()),
-    };
-    name.to_string()
+    contigmem::errno_name(errno)
+        .map(str::to_string)
+        .unwrap_or_else(|| format!("errno {}", errno.raw_os_error()))
 }
 
 /// The outcomes the contract allows one call: success or not, and which errnos.
