@@ -10,7 +10,14 @@
 use core::mem::size_of;
 
 use kernel::{
-    fs::File,
+    fs::{
+        File,
+        Kiocb, //
+    },
+    iov::{
+        IovIterDest,
+        IovIterSource, //
+    },
     miscdevice::{
         MiscDevice,
         MiscDeviceRegistration, //
@@ -127,12 +134,56 @@ impl MiscDevice for ContigmemFile {
         let buf = me.find(id).ok_or(EINVAL)?;
         mapping::mmap(buf, vma, first_page)
     }
+
+    /// `read`/`pread` at a cookie offset: the buffer's bytes from there, 0 at its end.
+    fn read_iter(mut kiocb: Kiocb<'_, Self::Ptr>, iov: &mut IovIterDest<'_>) -> Result<usize> {
+        let (buf, offset, end) = kiocb.file().at(kiocb.ki_pos())?;
+        if offset >= end || iov.is_empty() {
+            return Ok(0);
+        }
+        let done = buf.memory.read(offset, end, iov);
+        Self::advance(&mut kiocb, done)
+    }
+
+    /// `write`/`pwrite` at a cookie offset: into the buffer from there, `ENOSPC` at its end.
+    fn write_iter(mut kiocb: Kiocb<'_, Self::Ptr>, iov: &mut IovIterSource<'_>) -> Result<usize> {
+        let (buf, offset, end) = kiocb.file().at(kiocb.ki_pos())?;
+        if iov.is_empty() {
+            return Ok(0);
+        }
+        if offset >= end {
+            return Err(ENOSPC);
+        }
+        let done = buf.memory.write(offset, end, iov);
+        Self::advance(&mut kiocb, done)
+    }
 }
 
 impl ContigmemFile {
     /// The buffer `id` of this file, if it has one.
     fn find(&self, id: u64) -> Option<Arc<Buffer>> {
         self.buffers.lock().get(&id).cloned()
+    }
+
+    /// The buffer a file position names (a cookie plus a byte offset), the offset and the
+    /// buffer's size; `EINVAL` when it names no buffer of this file, as in mmap.
+    fn at(&self, pos: i64) -> Result<(Arc<Buffer>, usize, usize)> {
+        let (id, offset) = mapping::decode_pos(u64::try_from(pos).map_err(|_| EINVAL)?);
+        let buf = self.find(id).ok_or(EINVAL)?;
+        let end = usize::try_from(buf.size).map_err(|_| EINVAL)?;
+        let offset = usize::try_from(offset).map_err(|_| EINVAL)?;
+        Ok((buf, offset, end))
+    }
+
+    /// Moves the file position past the `done` bytes a transfer of a non-empty range copied;
+    /// nothing copied means the user memory faulted.
+    fn advance(kiocb: &mut Kiocb<'_, Pin<KBox<Self>>>, done: usize) -> Result<usize> {
+        if done == 0 {
+            return Err(EFAULT);
+        }
+        // `done` is at most a buffer's size, far below `i64::MAX`.
+        *kiocb.ki_pos_mut() += done as i64;
+        Ok(done)
     }
 
     fn version(&self, arg: UserPtr) -> Result {

@@ -44,6 +44,11 @@ pub(crate) fn decode(pgoff: u64) -> (u64, u64) {
     (pgoff >> shift, pgoff & ((1 << shift) - 1))
 }
 
+/// Splits a file position (for read and write) into the buffer id and the byte offset.
+pub(crate) fn decode_pos(pos: u64) -> (u64, u64) {
+    (pos >> COOKIE_SHIFT, pos & (MAX_BUFFER - 1))
+}
+
 /// Maps `buf` into `vma`, from page `first_page` for the VMA's length.
 ///
 /// Only shared, non-executable windows inside the buffer are accepted; the VMA cannot grow

@@ -3,9 +3,15 @@
 //! The back-ends: memory from kmalloc, kzalloc, vmalloc, alloc_pages and alloc_contig_pages,
 //! and how each is mapped into a user VMA.
 
+use core::ptr::NonNull;
+
 use kernel::{
     alloc::allocator::Vmalloc,
     bindings,
+    iov::{
+        IovIterDest,
+        IovIterSource, //
+    },
     mm::virt::VmaNew,
     prelude::*, //
 };
@@ -289,6 +295,41 @@ impl Memory {
         Ok(())
     }
 
+    /// The kernel address of the memory: slab and vmalloc memory and a contiguous page run are
+    /// each virtually contiguous in the kernel.
+    fn kaddr(&self) -> NonNull<u8> {
+        match self {
+            Self::Slab(mem) | Self::Vmalloc(mem) => mem.ptr(),
+            Self::Pages(run) => run.kaddr(),
+        }
+    }
+
+    /// Copies `dest.len()` bytes, or up to `end`, from byte `offset` of the memory into `dest`.
+    /// Returns the bytes copied: fewer when the destination faults or a signal is pending.
+    ///
+    /// The caller guarantees `offset <= end` and that `end` is at most the memory's size.
+    pub(crate) fn read(&self, offset: usize, end: usize, dest: &mut IovIterDest<'_>) -> usize {
+        let base = self.kaddr().as_ptr();
+        let stop = end.min(offset.saturating_add(dest.len()));
+        copy_in_chunks(offset, stop, |at, len| {
+            // SAFETY: `offset <= at < at + len <= stop <= end`: inside the memory, which we own
+            // for as long as `&self` lives.
+            unsafe { sys::copy_to_iter(base.add(at), len, dest) }
+        })
+    }
+
+    /// Copies `source.len()` bytes, or up to `end`, from `source` into the memory at byte
+    /// `offset`. Returns the bytes copied, as [`Memory::read`] does.
+    pub(crate) fn write(&self, offset: usize, end: usize, source: &mut IovIterSource<'_>) -> usize {
+        let base = self.kaddr().as_ptr();
+        let stop = end.min(offset.saturating_add(source.len()));
+        copy_in_chunks(offset, stop, |at, len| {
+            // SAFETY: As in `read`. Writing through `&self` is sound: the memory is not a Rust
+            // object but bytes shared with user space, only ever touched through raw pointers.
+            unsafe { sys::copy_from_iter(base.add(at), len, source) }
+        })
+    }
+
     /// The PFN of the first page of a slab allocation.
     fn placement_pfn(&self) -> u64 {
         match self {
@@ -296,6 +337,22 @@ impl Memory {
             _ => self.placement().pfn,
         }
     }
+}
+
+/// Runs `copy(at, len)` over `[start, end)` in chunks of at most 1 MiB, so a long transfer stops
+/// early for a pending signal; stops at the first short copy. Returns the bytes copied.
+fn copy_in_chunks(start: usize, end: usize, mut copy: impl FnMut(usize, usize) -> usize) -> usize {
+    const CHUNK: usize = 1 << 20;
+    let mut at = start;
+    while at < end {
+        let len = (end - at).min(CHUNK);
+        let done = copy(at, len);
+        at += done;
+        if done < len || kernel::current!().signal_pending() {
+            break;
+        }
+    }
+    at - start
 }
 
 #[kunit_tests(contigmem_memory)]

@@ -61,6 +61,8 @@ impl<T: MiscDevice> Registration<T> {
                     slot.write(raw.fops.read());
                     (*slot).owner = module.as_ptr();
                     (*slot).get_unmapped_area = Some(bindings::thp_get_unmapped_area);
+                    // `lseek(fd, cookie, SEEK_SET)` before `read`/`write`; no end to seek from.
+                    (*slot).llseek = Some(bindings::default_llseek);
                 }
             }),
             misc <- Opaque::try_ffi_init(move |slot: *mut bindings::miscdevice| {

@@ -9,6 +9,10 @@ use core::ptr::NonNull;
 
 use kernel::{
     bindings,
+    iov::{
+        IovIterDest,
+        IovIterSource, //
+    },
     mm::virt::{
         VmaMixedMap,
         VmaNew,
@@ -348,6 +352,19 @@ impl PageRun {
         Some(unsafe { BorrowedPage::from_raw(NonNull::new_unchecked(self.first.as_ptr().add(i))) })
     }
 
+    /// The kernel address of the run. Every page of a 64-bit kernel is in the direct map (there
+    /// is no HIGHMEM), where a physically contiguous run is virtually contiguous too.
+    pub(crate) fn kaddr(&self) -> NonNull<u8> {
+        // SAFETY: By the type invariant `first` is a valid page we own. Without HIGHMEM
+        // `kmap_local_page` is `page_address`, the page's permanent direct-map address, so
+        // unmapping at once leaves the address valid for as long as we own the page.
+        unsafe {
+            let addr = bindings::kmap_local_page(self.first.as_ptr());
+            bindings::kunmap_local(addr);
+            NonNull::new_unchecked(addr.cast())
+        }
+    }
+
     /// The NUMA node of the first page.
     pub(crate) fn nid(&self) -> i32 {
         // SAFETY: By the type invariant `first` is a valid page we own.
@@ -363,6 +380,43 @@ impl Drop for PageRun {
             unsafe { bindings::__free_pages(self.first.as_ptr().add(i), 0) };
         }
     }
+}
+
+#[cfg(CONFIG_HIGHMEM)]
+compile_error!(
+    "contigmem needs every page in the direct map: build it for a kernel without HIGHMEM"
+);
+
+/// Copies up to `len` bytes from kernel address `src` to `dest`; returns the bytes copied, fewer
+/// when the destination faults.
+///
+/// This and [`copy_from_iter`] take raw pointers rather than slices on purpose: the memory is
+/// also mapped into user space, which may change it during the copy, so no Rust reference to it
+/// may exist.
+///
+/// # Safety
+///
+/// `src` must be valid for reads of `len` bytes for the duration of the call.
+pub(crate) unsafe fn copy_to_iter(src: *const u8, len: usize, dest: &mut IovIterDest<'_>) -> usize {
+    // SAFETY: `src` is valid for `len` bytes by the safety requirements, and `dest` is a valid
+    // destination iterator by its type invariant.
+    unsafe { bindings::_copy_to_iter(src.cast(), len, dest.as_raw()) }
+}
+
+/// Copies up to `len` bytes from `source` to kernel address `dst`; returns the bytes copied,
+/// fewer when the source faults.
+///
+/// # Safety
+///
+/// `dst` must be valid for writes of `len` bytes for the duration of the call.
+pub(crate) unsafe fn copy_from_iter(
+    dst: *mut u8,
+    len: usize,
+    source: &mut IovIterSource<'_>,
+) -> usize {
+    // SAFETY: `dst` is valid for `len` bytes by the safety requirements, and `source` is a valid
+    // source iterator by its type invariant.
+    unsafe { bindings::_copy_from_iter(dst.cast(), len, source.as_raw()) }
 }
 
 /// The mapping-related raw operations on a new VMA.

@@ -104,6 +104,30 @@ impl<'dev> Buffer<'dev> {
         self.dev.mmap(offset, len)
     }
 
+    /// Reads into `out` from byte `offset` of the buffer with `pread(2)` on the device (at the
+    /// buffer's cookie plus `offset`). Returns the bytes read: fewer than asked at the end of the
+    /// buffer, 0 past it.
+    pub fn read_at(&self, offset: u64, out: &mut [u8]) -> Result<usize> {
+        self.dev.pread(self.file_offset(offset)?, out)
+    }
+
+    /// Writes `data` into the buffer from byte `offset` with `pwrite(2)` on the device. Returns
+    /// the bytes written: fewer than given at the end of the buffer; ENOSPC past it.
+    pub fn write_at(&self, offset: u64, data: &[u8]) -> Result<usize> {
+        self.dev.pwrite(self.file_offset(offset)?, data)
+    }
+
+    /// The device file position of byte `offset` of the buffer.
+    pub fn file_offset(&self, offset: u64) -> Result<u64> {
+        if offset > self.size {
+            return Err(Error::invalid(format!(
+                "offset {offset} is past the end of a {}-byte buffer",
+                self.size
+            )));
+        }
+        Ok(self.mmap_offset + offset)
+    }
+
     /// Frees the buffer now, reporting errors that drop would swallow.
     pub fn free(self) -> Result<()> {
         let (dev, id) = (self.dev, self.id);

@@ -248,6 +248,21 @@ impl Device {
         Ok(Buffer::new(self, kind, &raw))
     }
 
+    /// `pread(2)` at device file position `pos` (a buffer's cookie plus a byte offset).
+    pub fn pread(&self, pos: u64, out: &mut [u8]) -> Result<usize> {
+        rustix::io::pread(&self.fd, out, pos).map_err(|errno| Error::os("pread", errno))
+    }
+
+    /// `pwrite(2)` at device file position `pos`.
+    pub fn pwrite(&self, pos: u64, data: &[u8]) -> Result<usize> {
+        rustix::io::pwrite(&self.fd, data, pos).map_err(|errno| Error::os("pwrite", errno))
+    }
+
+    /// The open file, for calls the library does not wrap (`read`, `lseek`, `poll`...).
+    pub fn as_fd(&self) -> BorrowedFd<'_> {
+        self.fd.as_fd()
+    }
+
     /// What the kernel knows about buffer `id` of this file.
     pub fn info(&self, id: u64) -> Result<BufferInfo> {
         let mut raw = abi::Info {

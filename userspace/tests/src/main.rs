@@ -13,6 +13,7 @@ mod faults;
 mod hugemap;
 mod lifetime;
 mod privilege;
+mod rw;
 mod sys;
 mod tap;
 mod util;
@@ -105,6 +106,7 @@ fn main() {
     privilege::register(&mut tap);
     debugfs::register(&mut tap, &version);
     hugemap::register(&mut tap);
+    rw::register(&mut tap);
     errors::register(&mut tap, &version);
     // Fault injection and exhaustion change the machine's state (injectors, module caps): they
     // run only when asked for by name (`contigmem-tests 'fault injection'`, `... exhaust`).
