@@ -5,6 +5,8 @@
 #   make run          set up, build, boot the test kernel, load the module, run the demo
 #                     (RUN='cmd' runs your own command in the guest, FILES='a b' adds files)
 #   make test         set up, build, run the test suite in the guest and the harness self-tests
+#   make bench        set up, build, boot the benchmark kernel and measure every allocator,
+#                     mapping and transfer method; writes out/bench/report/ (BENCH_ARGS=--quick)
 #   make stress       a long randomised stress/fuzz pass (STRESS_SEED, STRESS_ITERATIONS,
 #                     STRESS_SECONDS, STRESS_THREADS, STRESS_PROCS)
 #   make kernel       fetch and build the test kernel (FLAVOUR=debug|bench)
@@ -27,7 +29,7 @@ PREFIX ?= /usr/local
 TARGET := x86_64-unknown-linux-gnu
 BINDIR := $(CURDIR)/userspace/target/$(TARGET)/release
 
-.PHONY: all clippy stress module deps kernel userspace examples install uninstall rust-analyzer run test clean
+.PHONY: all bench clippy stress module deps kernel userspace examples install uninstall rust-analyzer run test clean
 
 all: module
 
@@ -64,6 +66,13 @@ rust-analyzer:
 run: deps userspace
 	@MODULE=$$(qemu/module.sh) BINDIR=$(BINDIR) qemu/run.sh --exec "$$RUN" \
 		$(foreach f,$(FILES),--add $(f))
+
+# make bench: the benchmark kernel flavour, one boot, a report in out/bench/report/.
+BENCH_ARGS ?=
+export BENCH_ARGS
+bench: deps userspace
+	@FLAVOUR=bench qemu/kernel.sh >/dev/null
+	@BINDIR=$(BINDIR) qemu/bench.sh
 
 # make stress: the long randomised pass under the debug kernel, then kmemleak and an unload.
 STRESS_SEED ?= $(shell date +%s)

@@ -113,7 +113,7 @@ printf '%s\n' "$CMD" > "$work/payload.sh"
 	[ -z "$MODULE" ] || echo "file /contigmem.ko $MODULE 0644 0 0"
 	# brd (a RAM block device) for the O_DIRECT tests, when the kernel has it as a module.
 	[ ! -f "$KBUILD/drivers/block/brd.ko" ] || echo "file /brd.ko $KBUILD/drivers/block/brd.ko 0644 0 0"
-	for b in "$BINDIR"/contigmem "$BINDIR"/contigmem-tests "$BINDIR"/contigmem-runas "$BINDIR"/contigmem-stress; do
+	for b in "$BINDIR"/contigmem "$BINDIR"/contigmem-tests "$BINDIR"/contigmem-runas "$BINDIR"/contigmem-stress "$BINDIR"/contigmem-bench; do
 		[ -f "$b" ] && echo "file /bin/$(basename "$b") $b 0755 0 0"
 	done
 	for f in ${ADD[@]+"${ADD[@]}"}; do

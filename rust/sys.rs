@@ -66,6 +66,24 @@ pub(crate) fn totalram_bytes() -> u64 {
     (info.totalram as u64).saturating_mul(u64::from(info.mem_unit))
 }
 
+/// Bytes that can be allocated for the kernel's own use without reclaiming more than page
+/// cache: `MemAvailable` (`si_mem_available()`) less the free CMA pages, which only movable
+/// allocations may take.
+pub(crate) fn available_bytes() -> u64 {
+    // SAFETY: `si_mem_available` only reads counters.
+    let available = unsafe { bindings::si_mem_available() }.max(0) as u64;
+    // SAFETY: `vm_zone_stat` is the kernel's array of global zone counters, always valid; a
+    // volatile read of one `atomic_long_t` counter is what `global_zone_page_state()` does.
+    let free_cma = unsafe {
+        core::ptr::addr_of!(
+            bindings::vm_zone_stat[bindings::zone_stat_item_NR_FREE_CMA_PAGES as usize].counter
+        )
+        .read_volatile()
+    }
+    .max(0) as u64;
+    available.saturating_sub(free_cma) << PAGE_SHIFT
+}
+
 /// GFP flags for the raw page allocator calls (the kernel crate's `Flags` cannot express
 /// `__GFP_RETRY_MAYFAIL`).
 pub(crate) mod gfp {

@@ -131,8 +131,10 @@ fn hint(op: &str, errno: Errno) -> Option<&'static str> {
              the module with larger caps (`contigmem info` shows them)"
         }
         ("ALLOC", Errno::NOMEM) => {
-            "the allocator found no memory: try a smaller size; huge needs free contiguous \
-             memory (give the machine more RAM or allocate earlier, before memory fragments)"
+            "no memory for it: the allocator found none, or it would leave less than 1/16 of RAM \
+             available (MemAvailable less free CMA); try a smaller size; huge needs free \
+             contiguous memory (give the machine more RAM or allocate earlier, before memory \
+             fragments)"
         }
         ("ALLOC", Errno::PERM) => {
             "uninitialised buffers need CAP_SYS_ADMIN: run as root or drop --uninit"

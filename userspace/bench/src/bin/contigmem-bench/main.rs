@@ -1,0 +1,93 @@
+// SPDX-License-Identifier: GPL-2.0
+
+//! `contigmem-bench`: the measurements of `make bench`, taken in one guest boot and printed as
+//! one JSON line (`CONTIGMEM-BENCH-JSON {...}`) for `contigmem-report` on the host.
+//!
+//! Run as root in the benchmark guest with the module loaded. Progress goes to stderr. Each
+//! section is independent: a comparison that cannot be made (no dma-buf heap, no 1 GiB pool)
+//! becomes a row with `ok: false` and the reason, never a missing row or a made-up number.
+//!
+//! Usage: `contigmem-bench [--quick] [--accel NAME]` (`--quick`: fewer repeats and sizes, for
+//! the test suite's smoke run).
+
+mod alloc;
+mod maptouch;
+mod meta;
+mod onevsmany;
+mod transfer;
+mod util;
+
+use std::time::Instant;
+
+use contigmem::Device;
+use contigmem_bench::schema::{Report, JSON_MARKER};
+
+/// How much to measure.
+#[derive(Clone, Copy)]
+pub struct Plan {
+    /// Repeats of each latency point at small sizes (fewer for big ones).
+    pub repeats: u32,
+    /// The map-and-touch sizes.
+    pub map_sizes: &'static [u64],
+    /// Largest size of the allocation-latency sweep.
+    pub sweep_max: u64,
+}
+
+const FULL: Plan = Plan {
+    repeats: 9,
+    map_sizes: &[64 << 20, 1 << 30],
+    sweep_max: 1 << 30,
+};
+
+const QUICK: Plan = Plan {
+    repeats: 2,
+    map_sizes: &[8 << 20],
+    sweep_max: 8 << 20,
+};
+
+fn main() {
+    let mut plan = FULL;
+    let mut accel = String::from("unknown");
+    let mut args = std::env::args().skip(1);
+    while let Some(arg) = args.next() {
+        match arg.as_str() {
+            "--quick" => plan = QUICK,
+            "--accel" => accel = args.next().unwrap_or_default(),
+            other => {
+                eprintln!("contigmem-bench: unknown argument {other:?}");
+                eprintln!("usage: contigmem-bench [--quick] [--accel NAME]");
+                std::process::exit(2);
+            }
+        }
+    }
+    if let Err(e) = run(plan, accel) {
+        eprintln!("contigmem-bench: {e}");
+        std::process::exit(1);
+    }
+}
+
+fn run(plan: Plan, accel: String) -> Result<(), String> {
+    let start = Instant::now();
+    let dev = Device::open().map_err(|e| e.to_string())?;
+    let version = dev.version().map_err(|e| format!("VERSION: {e}"))?;
+    let mut report = Report {
+        meta: meta::collect(&version, accel, plan.repeats),
+        ..Default::default()
+    };
+    util::progress("allocation latency");
+    report.alloc = alloc::latency(&dev, &plan);
+    util::progress("map and touch");
+    report.map_touch = maptouch::run(&dev, &plan, &mut report.meta.notes);
+    util::progress("mmap vs read()");
+    report.transfer = transfer::run(&dev, &plan);
+    util::progress("one mmap vs many");
+    report.one_vs_many = onevsmany::run(&dev);
+    // Last: probing for the largest allocation runs memory low.
+    util::progress("limits");
+    report.limits = alloc::limits(&dev, &version);
+    report.meta.seconds = start.elapsed().as_secs_f64();
+    let json = serde_json::to_string(&report).map_err(|e| format!("JSON: {e}"))?;
+    println!("{JSON_MARKER}{json}");
+    util::progress(&format!("done in {:.1} s", report.meta.seconds));
+    Ok(())
+}

@@ -1,0 +1,279 @@
+// SPDX-License-Identifier: GPL-2.0
+//! The "Tables" section of `report.md`: every measurement of the report, as it is.
+
+use super::answers::{in_order, limits_table, sorted_unique};
+use super::format::{self, cell, ratio, times};
+use super::markdown::Md;
+use crate::schema::{AllocPoint, MapTouch, OneVsMany, Report, Transfer};
+
+/// The whole section.
+pub fn render(report: &Report) -> Md {
+    let mut md = Md::default();
+    md.heading(2, "Tables");
+    md.heading(3, "Allocation latency");
+    md.append(alloc(&report.alloc));
+    md.heading(3, "Limits");
+    if report.limits.is_empty() {
+        md.para("Not measured.");
+    } else {
+        md.append(limits_table(&report.limits));
+    }
+    md.heading(3, "Map and touch");
+    md.append(map_touch(&report.map_touch));
+    md.heading(3, "Transfer");
+    md.append(transfer(&report.transfer));
+    md.heading(3, "One mapping vs many");
+    md.append(one_vs_many(&report.one_vs_many));
+    md
+}
+
+fn alloc(points: &[AllocPoint]) -> Md {
+    let mut md = Md::default();
+    if points.is_empty() {
+        md.para("Not measured.");
+        return md;
+    }
+    md.para("Times are the in-kernel allocation time over the successful samples; \"ioctl\" is the whole ALLOC ioctl seen from user space.");
+    let rows: Vec<Vec<String>> = points.iter().map(alloc_row).collect();
+    md.table(
+        &[
+            "kind",
+            "size",
+            "samples",
+            "ok",
+            "errno",
+            "min",
+            "median",
+            "max",
+            "ioctl median",
+            "segments",
+        ],
+        &rows,
+    );
+    md.para(vmalloc_segments(points));
+    md
+}
+
+fn alloc_row(p: &AllocPoint) -> Vec<String> {
+    let measured = |ns| {
+        if p.ok > 0 {
+            format::duration(ns)
+        } else {
+            "—".to_string()
+        }
+    };
+    vec![
+        cell(&p.kind),
+        format::size(p.size),
+        p.samples.to_string(),
+        p.ok.to_string(),
+        format::or_dash(p.errno.as_deref().map(cell)),
+        measured(p.ns_min),
+        measured(p.ns_median),
+        measured(p.ns_max),
+        measured(p.ioctl_ns_median),
+        if p.ok > 0 {
+            p.segments.to_string()
+        } else {
+            "—".to_string()
+        },
+    ]
+}
+
+/// The note on vmalloc: its buffers are only virtually contiguous.
+fn vmalloc_segments(points: &[AllocPoint]) -> String {
+    let largest = points
+        .iter()
+        .filter(|p| p.kind == "vmalloc" && p.ok > 0)
+        .max_by_key(|p| p.size);
+    match largest {
+        None => "Segments of vmalloc: not measured.".to_string(),
+        Some(p) => format!(
+            "Note the segments of vmalloc: its memory is only virtually contiguous; at {} it \
+             was {} physically contiguous {} ({} 4 KiB pages).",
+            format::size(p.size),
+            p.segments,
+            if p.segments == 1 { "run" } else { "runs" },
+            p.size.div_ceil(4096)
+        ),
+    }
+}
+
+fn map_touch(rows: &[MapTouch]) -> Md {
+    let mut md = Md::default();
+    if rows.is_empty() {
+        md.para("Not measured.");
+        return md;
+    }
+    md.para("Times in ms; total = alloc + map + touch.");
+    let table: Vec<Vec<String>> = rows.iter().map(map_touch_row).collect();
+    md.table(
+        &[
+            "method",
+            "size",
+            "ok",
+            "alloc ms",
+            "map ms",
+            "touch ms",
+            "unmap ms",
+            "total ms",
+            "faults",
+            "faults 4 KiB",
+        ],
+        &table,
+    );
+    md
+}
+
+fn map_touch_row(m: &MapTouch) -> Vec<String> {
+    let status = if m.ok {
+        "ok".to_string()
+    } else {
+        format!(
+            "error: {}",
+            cell(m.error.as_deref().unwrap_or("no reason given"))
+        )
+    };
+    let mut row = vec![
+        format!("{} ({})", cell(&m.label), format::code(&m.method)),
+        format::size(m.size),
+        status,
+    ];
+    let values = [m.alloc_ns, m.map_ns, m.touch_ns, m.unmap_ns, m.total_ns];
+    if m.ok {
+        row.extend(values.iter().map(|ns| format::ms(*ns)));
+        row.push(m.faults.to_string());
+    } else {
+        row.extend(vec!["—".to_string(); values.len() + 1]);
+    }
+    row.push(m.faults_4k.to_string());
+    row
+}
+
+fn transfer(rows: &[Transfer]) -> Md {
+    let mut md = Md::default();
+    if rows.is_empty() {
+        md.para("Not measured.");
+        return md;
+    }
+    let table: Vec<Vec<String>> = rows
+        .iter()
+        .map(|t| {
+            vec![
+                cell(&t.kind),
+                format::size(t.size),
+                cell(&t.method),
+                format::size(t.chunk),
+                format::duration(t.ns),
+                format::rate(t.mib_per_s),
+            ]
+        })
+        .collect();
+    md.table(
+        &[
+            "kind",
+            "size",
+            "method",
+            "chunk",
+            "time (best)",
+            "throughput",
+        ],
+        &table,
+    );
+    md
+}
+
+/// Map + touch + unmap time of one row.
+fn mtu(row: &OneVsMany) -> u64 {
+    row.map_ns
+        .saturating_add(row.touch_ns)
+        .saturating_add(row.unmap_ns)
+}
+
+fn one_vs_many(rows: &[OneVsMany]) -> Md {
+    let mut md = Md::default();
+    if rows.is_empty() {
+        md.para("Not measured.");
+        return md;
+    }
+    let table: Vec<Vec<String>> = rows
+        .iter()
+        .map(|r| {
+            vec![
+                cell(&r.method),
+                format::size(r.size),
+                r.mappings.to_string(),
+                format::duration(r.map_ns),
+                format::duration(r.touch_ns),
+                format::duration(r.unmap_ns),
+                format::duration(mtu(r)),
+                r.faults.to_string(),
+            ]
+        })
+        .collect();
+    md.table(
+        &[
+            "method",
+            "size",
+            "mappings",
+            "map",
+            "touch",
+            "unmap",
+            "map+touch+unmap",
+            "faults",
+        ],
+        &table,
+    );
+    md.append(one_vs_many_ratios(rows));
+    md
+}
+
+/// The buffer of a one/many pair: "" is the default (pre-populated) mapping.
+fn variant_name(variant: &str) -> String {
+    match variant.trim_start_matches('-') {
+        "" => "pre-populated".to_string(),
+        other => cell(other),
+    }
+}
+
+/// many/one of the map+touch+unmap time and of the faults, per size.
+fn one_vs_many_ratios(rows: &[OneVsMany]) -> Md {
+    let mut md = Md::default();
+    let find = |method: &str, size: u64| rows.iter().find(|r| r.method == method && r.size == size);
+    // "one" pairs with "many", "one-hugemap" with "many-hugemap".
+    let variants = in_order(rows.iter().filter_map(|r| r.method.strip_prefix("one")));
+    let pairs: Vec<(u64, &str)> = sorted_unique(rows.iter().map(|r| r.size))
+        .into_iter()
+        .flat_map(|size| variants.iter().map(move |v| (size, *v)))
+        .collect();
+    let table: Vec<Vec<String>> = pairs
+        .into_iter()
+        .map(|(size, variant)| {
+            let (one, many) = (format!("one{variant}"), format!("many{variant}"));
+            (size, variant, find(&one, size), find(&many, size))
+        })
+        .map(|(size, variant, one, many)| match (one, many) {
+            (Some(one), Some(many)) => vec![
+                format::size(size),
+                variant_name(variant),
+                times(ratio(mtu(many) as f64, mtu(one) as f64)),
+                times(ratio(many.faults as f64, one.faults as f64)),
+            ],
+            _ => vec![
+                format::size(size),
+                variant_name(variant),
+                "not measured".to_string(),
+                "not measured".to_string(),
+            ],
+        })
+        .collect();
+    md.para(
+        "Many mappings relative to one, of the map + touch + unmap time and of the faults \
+         (\"—\" where one mapping took no fault):",
+    );
+    md.table(
+        &["size", "buffer", "many/one time", "many/one faults"],
+        &table,
+    );
+    md
+}

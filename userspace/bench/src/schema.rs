@@ -1,0 +1,151 @@
+// SPDX-License-Identifier: GPL-2.0
+//! The JSON `contigmem-bench` prints in the guest and `contigmem-report` reads on the host.
+//!
+//! Times are nanoseconds of `CLOCK_MONOTONIC` in a TCG guest: compare them within one report,
+//! never with hardware. Fault counts (getrusage minor + major), sizes and segment counts are
+//! exact.
+
+use serde::{Deserialize, Serialize};
+
+/// The line prefix that marks the JSON document in the guest's output.
+pub const JSON_MARKER: &str = "CONTIGMEM-BENCH-JSON ";
+
+/// One benchmark run, in one guest boot.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+pub struct Report {
+    pub meta: Meta,
+    /// Allocation latency per kind and size.
+    pub alloc: Vec<AllocPoint>,
+    /// The largest size each kind allocated and the first that failed.
+    pub limits: Vec<Limit>,
+    /// Faults and time to map and touch every page.
+    pub map_touch: Vec<MapTouch>,
+    /// Reading/writing a buffer through its mapping vs through read()/pread()/pwrite().
+    pub transfer: Vec<Transfer>,
+    /// One mapping of a buffer vs one mapping per 4 KiB page.
+    pub one_vs_many: Vec<OneVsMany>,
+}
+
+/// Where and how the run was made.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+pub struct Meta {
+    /// `uname -r` of the guest.
+    pub kernel: String,
+    /// The kernel command line of the guest.
+    pub cmdline: String,
+    /// "tcg" when the guest runs without hardware virtualisation (always, on the CI machine).
+    pub accel: String,
+    pub cpus: u32,
+    /// MemTotal of the guest, bytes.
+    pub mem_bytes: u64,
+    pub page_size: u64,
+    /// contigmem's ABI version.
+    pub abi_version: u32,
+    /// /sys/kernel/mm/transparent_hugepage/enabled as found at start (e.g. "always [madvise] never").
+    pub thp_enabled: String,
+    /// hugetlbfs pools at start: free 2 MiB and 1 GiB pages.
+    pub hugetlb_2m_free: u64,
+    pub hugetlb_1g_free: u64,
+    /// /dev/dma_heap entries present.
+    pub dma_heaps: Vec<String>,
+    /// How many times each latency point was measured.
+    pub repeats: u32,
+    /// Seconds the whole run took.
+    pub seconds: f64,
+    /// Free-text remarks from the run (a comparison that could not be made and why, ...).
+    pub notes: Vec<String>,
+}
+
+/// Allocation latency of one kind at one size.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+pub struct AllocPoint {
+    /// "kmalloc", "kzalloc", "vmalloc", "pages", "huge".
+    pub kind: String,
+    /// Requested bytes.
+    pub size: u64,
+    /// Attempts made and how many succeeded.
+    pub samples: u32,
+    pub ok: u32,
+    /// errno name of the first failure ("ENOMEM", "E2BIG"), if any.
+    pub errno: Option<String>,
+    /// In-kernel allocation time (ALLOC's `alloc_ns`: the allocator call and zeroing) over the
+    /// successful samples.
+    pub ns_min: u64,
+    pub ns_median: u64,
+    pub ns_max: u64,
+    /// Median of the whole ALLOC ioctl as seen from userspace.
+    pub ioctl_ns_median: u64,
+    /// Physically contiguous runs of the buffer (INFO `segments`), from the last success.
+    pub segments: u64,
+}
+
+/// How far one kind goes.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+pub struct Limit {
+    pub kind: String,
+    /// The module's advertised maximum (VERSION `max_size`).
+    pub advertised: u64,
+    /// The largest size (doubling from 4 KiB, then the advertised maximum) that succeeded.
+    pub largest_ok: u64,
+    /// The first size that failed, and its errno name; None when nothing failed.
+    pub first_fail: Option<u64>,
+    pub errno: Option<String>,
+}
+
+/// Map and touch every page of `size` bytes one way.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+pub struct MapTouch {
+    /// A stable key, e.g. "contigmem-huge-hugemap", "contigmem-huge-prepopulated",
+    /// "hugetlb-2m", "hugetlb-1g", "anon-thp", "anon-4k", "dmabuf-system", "dmabuf-cma".
+    pub method: String,
+    /// A human label for tables and plots.
+    pub label: String,
+    pub size: u64,
+    /// Whether the method ran; when not, `error` says why (and the other fields are 0).
+    pub ok: bool,
+    pub error: Option<String>,
+    /// Time to get the memory (allocation, or nothing for anonymous memory / hugetlbfs).
+    pub alloc_ns: u64,
+    /// Time of the mmap call.
+    pub map_ns: u64,
+    /// Time to write one byte in every 4 KiB page.
+    pub touch_ns: u64,
+    /// Time of munmap plus freeing the memory.
+    pub unmap_ns: u64,
+    /// alloc + map + touch.
+    pub total_ns: u64,
+    /// Page faults (minor + major) taken by map + touch, from getrusage.
+    pub faults: u64,
+    /// 4 KiB-faulting baseline for this size: size / 4096.
+    pub faults_4k: u64,
+}
+
+/// Moving `size` bytes between a buffer and user memory one way.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+pub struct Transfer {
+    /// Buffer kind.
+    pub kind: String,
+    pub size: u64,
+    /// "mmap-read" (copy from the mapping), "mmap-write" (copy into it), "pread", "pwrite",
+    /// "read" (sequential read() after lseek).
+    pub method: String,
+    /// Bytes per call (for mmap methods: bytes per memcpy).
+    pub chunk: u64,
+    /// Best of the repeats.
+    pub ns: u64,
+    pub mib_per_s: f64,
+}
+
+/// Mapping a buffer as one mapping vs many.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+pub struct OneVsMany {
+    /// "one" or "many".
+    pub method: String,
+    pub size: u64,
+    /// Number of mmap calls.
+    pub mappings: u64,
+    pub map_ns: u64,
+    pub touch_ns: u64,
+    pub unmap_ns: u64,
+    pub faults: u64,
+}

@@ -1,0 +1,453 @@
+// SPDX-License-Identifier: GPL-2.0
+//! Integration tests of `contigmem-report`: renders `fixture-log.txt` (a fake guest serial log)
+//! and an empty report into temporary directories and checks the files, the plots and the
+//! answers computed from the fixture's numbers.
+
+use std::fs;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+use contigmem_bench::report::{self, format, markdown::TCG_STATEMENT};
+use contigmem_bench::schema::{Report, JSON_MARKER};
+
+const FIXTURE: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixture-log.txt");
+const PLOTS: [&str; 4] = [
+    "alloc-latency.svg",
+    "map-touch.svg",
+    "faults.svg",
+    "transfer.svg",
+];
+
+/// A fresh, empty directory under the system's temporary directory, removed on drop.
+struct TempDir(PathBuf);
+
+impl TempDir {
+    fn new(name: &str) -> Self {
+        static COUNT: AtomicUsize = AtomicUsize::new(0);
+        let n = COUNT.fetch_add(1, Ordering::Relaxed);
+        let dir = std::env::temp_dir().join(format!(
+            "contigmem-report-test-{}-{n}-{name}",
+            std::process::id()
+        ));
+        let _ = fs::remove_dir_all(&dir);
+        fs::create_dir_all(&dir).expect("create the temporary directory");
+        Self(dir)
+    }
+
+    fn path(&self) -> &Path {
+        &self.0
+    }
+}
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = fs::remove_dir_all(&self.0);
+    }
+}
+
+/// The fixture's report, parsed here without the library: the JSON after the last marker.
+fn fixture_report() -> Report {
+    let log = fs::read_to_string(FIXTURE).expect("read the fixture");
+    let line = log
+        .lines()
+        .rev()
+        .find(|line| line.contains(JSON_MARKER))
+        .expect("the fixture has a marker line");
+    let json = line
+        .split_once(JSON_MARKER)
+        .expect("marker")
+        .1
+        .trim_end_matches('\r');
+    serde_json::from_str(json).expect("the fixture's JSON parses")
+}
+
+/// Renders the fixture into a new directory; returns it and report.md.
+fn render_fixture(name: &str) -> (TempDir, String) {
+    let dir = TempDir::new(name);
+    let report = report::load(Path::new(FIXTURE)).expect("the fixture loads");
+    report::render(&report, dir.path()).expect("the fixture renders");
+    let md = fs::read_to_string(dir.path().join("report.md")).expect("report.md");
+    (dir, md)
+}
+
+/// The text of report.md from `start` to `end` (exclusive).
+fn section<'a>(md: &'a str, start: &str, end: &str) -> &'a str {
+    let from = md
+        .find(start)
+        .unwrap_or_else(|| panic!("no {start:?} in report.md"));
+    let rest = &md[from..];
+    let to = rest.find(end).unwrap_or(rest.len());
+    &rest[..to]
+}
+
+fn median(report: &Report, kind: &str, size: u64) -> Option<u64> {
+    report
+        .alloc
+        .iter()
+        .find(|p| p.kind == kind && p.size == size && p.ok > 0)
+        .map(|p| p.ns_median)
+}
+
+#[test]
+fn the_library_reads_the_same_report_as_the_test() {
+    let report = report::load(Path::new(FIXTURE)).expect("the fixture loads");
+    assert_eq!(report, fixture_report());
+}
+
+#[test]
+fn fixture_writes_every_file() {
+    let (dir, md) = render_fixture("files");
+    for name in ["report.json", "report.md"].iter().chain(PLOTS.iter()) {
+        assert!(dir.path().join(name).is_file(), "{name} was not written");
+    }
+    for plot in PLOTS {
+        assert!(md.contains(&format!("]({plot})")), "no link to {plot}");
+    }
+    assert!(
+        !md.contains("was not drawn"),
+        "a plot of the fixture was skipped"
+    );
+}
+
+#[test]
+fn plots_are_svg_with_shapes_and_text() {
+    let (dir, _) = render_fixture("svg");
+    for plot in PLOTS {
+        let svg = fs::read_to_string(dir.path().join(plot)).expect("read the plot");
+        assert!(svg.starts_with("<svg"), "{plot} does not start with <svg");
+        let shapes = svg.matches("<polyline").count()
+            + svg.matches("<path").count()
+            + svg.matches("<rect").count();
+        // One <rect> is the white background.
+        assert!(shapes > 1, "{plot} draws nothing");
+        assert!(svg.contains("<text"), "{plot} has no text");
+    }
+    let latency = fs::read_to_string(dir.path().join("alloc-latency.svg")).expect("read");
+    assert!(latency.contains("<polyline"), "no latency line");
+    for label in ["4K", "1M", "kmalloc", "vmalloc"] {
+        assert!(latency.contains(label), "alloc-latency.svg lacks {label:?}");
+    }
+    let faults = fs::read_to_string(dir.path().join("faults.svg")).expect("read");
+    assert!(
+        faults.contains("4 KiB baseline"),
+        "faults.svg lacks the 4 KiB baseline"
+    );
+}
+
+#[test]
+fn report_json_round_trips() {
+    let (dir, _) = render_fixture("json");
+    let again = report::load(&dir.path().join("report.json")).expect("report.json loads");
+    assert_eq!(again, fixture_report());
+}
+
+#[test]
+fn states_that_the_guest_runs_under_tcg() {
+    let (_dir, md) = render_fixture("tcg");
+    assert!(md.contains(TCG_STATEMENT));
+    assert!(md.contains("**The guest runs under TCG (software emulation, no KVM)"));
+    // Meta first, then the statement, then the answers, the tables and the plots.
+    let order = [
+        "## Run",
+        TCG_STATEMENT,
+        "## Answers",
+        "## Tables",
+        "## Plots",
+    ];
+    let positions: Vec<usize> = order
+        .iter()
+        .map(|s| md.find(s).unwrap_or_else(|| panic!("no {s:?}")))
+        .collect();
+    assert!(
+        positions.windows(2).all(|w| w[0] < w[1]),
+        "sections out of order"
+    );
+}
+
+#[test]
+fn vmalloc_kmalloc_ratio_rows_come_from_the_data() {
+    let report = fixture_report();
+    let (_dir, md) = render_fixture("ratio");
+    let answer = section(&md, "### a)", "### b)");
+    let mut rows = 0;
+    for point in report
+        .alloc
+        .iter()
+        .filter(|p| p.kind == "kmalloc" && p.ok > 0)
+    {
+        let Some(vmalloc) = median(&report, "vmalloc", point.size) else {
+            continue;
+        };
+        let ratio = vmalloc as f64 / point.ns_median as f64;
+        let prefix = format!("| {} |", format::size(point.size));
+        let row = answer
+            .lines()
+            .find(|line| line.starts_with(&prefix))
+            .unwrap_or_else(|| panic!("no row for {prefix}"));
+        assert!(
+            row.contains(&format!("| {ratio:.2}× |")),
+            "{row} lacks {ratio:.2}×"
+        );
+        let kzalloc = median(&report, "kzalloc", point.size).expect("kzalloc in the fixture");
+        let kz_ratio = vmalloc as f64 / kzalloc as f64;
+        assert!(
+            row.ends_with(&format!("| {kz_ratio:.2}× |")),
+            "{row} lacks {kz_ratio:.2}×"
+        );
+        rows += 1;
+    }
+    assert!(
+        rows >= 3,
+        "the fixture should compare at least 3 sizes, got {rows}"
+    );
+    // kmalloc failed at 8 MiB in the fixture: no row there.
+    assert!(!answer.contains("| 8 MiB |"));
+    assert!(
+        answer.contains("**Yes**"),
+        "vmalloc is slower at every size of the fixture"
+    );
+}
+
+#[test]
+fn states_where_kmalloc_stops() {
+    let report = fixture_report();
+    let limit = report
+        .limits
+        .iter()
+        .find(|l| l.kind == "kmalloc")
+        .expect("the fixture has kmalloc's limit");
+    assert_eq!(limit.largest_ok, 4 << 20);
+    assert_eq!(limit.first_fail, Some(8 << 20));
+    assert_eq!(limit.errno.as_deref(), Some("E2BIG"));
+    let (_dir, md) = render_fixture("limit");
+    let answer = section(&md, "### b)", "### c)");
+    assert!(
+        answer.contains("**kmalloc stops at 4 MiB**: 8 MiB failed with E2BIG"),
+        "{answer}"
+    );
+    for limit in &report.limits {
+        assert!(
+            answer.contains(&format!("| {} |", limit.kind)),
+            "no limit row for {}",
+            limit.kind
+        );
+    }
+}
+
+#[test]
+fn compares_contigmem_huge_with_hugetlb_2m() {
+    let report = fixture_report();
+    let (_dir, md) = render_fixture("huge");
+    let answer = section(&md, "### c)", "### d)");
+    let times = |method: &str, size: u64| {
+        report
+            .map_touch
+            .iter()
+            .find(|m| m.method == method && m.size == size && m.ok)
+            .map(|m| (m.label.clone(), m.map_ns + m.touch_ns, m.total_ns))
+    };
+    let verdict = |a: u64, b: u64| if a <= b { "no worse" } else { "worse" };
+    let mut checked = 0;
+    for size in [64u64 << 20, 1 << 30] {
+        let (ref_label, ref_mt, ref_total) =
+            times("hugetlb-2m", size).expect("hugetlb-2m in the fixture");
+        for method in ["contigmem-huge-hugemap", "contigmem-huge-prepopulated"] {
+            let (label, mt, total) = times(method, size).expect("contigmem in the fixture");
+            let sentence = format!(
+                "**{}: {label} is {} than {ref_label} at map+touch**",
+                format::size(size),
+                verdict(mt, ref_mt)
+            );
+            assert!(answer.contains(&sentence), "missing {sentence:?}");
+            let tail = format!(
+                "counting the allocation too it is {}: {}",
+                verdict(total, ref_total),
+                format::duration(total)
+            );
+            assert!(answer.contains(&tail), "missing {tail:?}");
+            checked += 1;
+        }
+    }
+    assert_eq!(checked, 4);
+    // The fixture's 1 GiB HUGE_MAP takes one fault, against the measured anon-4k baseline.
+    let anon = report
+        .map_touch
+        .iter()
+        .find(|m| m.method == "anon-4k" && m.size == 1 << 30)
+        .expect("anon-4k at 1 GiB");
+    let line = format!(
+        "1 GiB contigmem HUGE_MAP: 1 fault vs {} (4 KiB)",
+        anon.faults
+    );
+    assert!(answer.contains(&line), "missing {line:?}");
+    assert!(answer.contains("dma-buf CMA heap: not measured (no /dev/dma_heap/reserved)"));
+}
+
+#[test]
+fn answers_mmap_or_read_per_kind() {
+    let report = fixture_report();
+    let (_dir, md) = render_fixture("transfer");
+    let answer = section(&md, "### d)", "## Tables");
+    let best = |kind: &str, method: &str| {
+        report
+            .transfer
+            .iter()
+            .filter(|t| t.kind == kind && t.method == method)
+            .map(|t| t.mib_per_s)
+            .fold(f64::NAN, f64::max)
+    };
+    for kind in ["huge", "vmalloc", "kmalloc"] {
+        let ratio = best(kind, "mmap-read") / best(kind, "pread");
+        let row = answer
+            .lines()
+            .find(|line| line.starts_with(&format!("| {kind} |")))
+            .unwrap_or_else(|| panic!("no transfer row for {kind}"));
+        assert!(
+            row.contains(&format!("| {ratio:.2}× |")),
+            "{row} lacks {ratio:.2}×"
+        );
+        let verdict = if ratio > 1.05 {
+            "mmap:"
+        } else if ratio < 0.95 {
+            "read():"
+        } else {
+            "either:"
+        };
+        assert!(row.contains(verdict), "{row} lacks the verdict {verdict}");
+    }
+}
+
+#[test]
+fn full_tables_cover_every_section() {
+    let report = fixture_report();
+    let (_dir, md) = render_fixture("tables");
+    let tables = section(&md, "## Tables", "## Plots");
+    let failed = report.map_touch.iter().find(|m| !m.ok).expect("a failure");
+    assert!(tables.contains(&format!(
+        "error: {}",
+        failed.error.as_deref().expect("its error")
+    )));
+    assert!(tables.contains("| kmalloc | 8 MiB | 9 | 0 | E2BIG |"));
+    assert!(tables.contains("Note the segments of vmalloc"));
+    let one = report
+        .one_vs_many
+        .iter()
+        .find(|r| r.method == "one" && r.size == 64 << 20)
+        .expect("one at 64 MiB");
+    let many = report
+        .one_vs_many
+        .iter()
+        .find(|r| r.method == "many" && r.size == 64 << 20)
+        .expect("many at 64 MiB");
+    let time = |r: &contigmem_bench::schema::OneVsMany| (r.map_ns + r.touch_ns + r.unmap_ns) as f64;
+    let row = format!(
+        "| 64 MiB | pre-populated | {:.2}× | {:.2}× |",
+        time(many) / time(one),
+        many.faults as f64 / one.faults as f64
+    );
+    assert!(tables.contains(&row), "missing {row:?}");
+    assert_eq!(
+        tables
+            .matches("| contigmem HUGE_MAP (`contigmem-huge-hugemap`) |")
+            .count(),
+        2
+    );
+}
+
+#[test]
+fn empty_report_renders_without_panic() {
+    let dir = TempDir::new("empty");
+    let rendered = report::render(&Report::default(), dir.path()).expect("renders");
+    assert_eq!(rendered.skipped.len(), PLOTS.len(), "every plot is skipped");
+    let md = fs::read_to_string(dir.path().join("report.md")).expect("report.md");
+    assert!(md.contains(TCG_STATEMENT));
+    assert!(md.matches("Not measured").count() >= 4, "{md}");
+    assert!(md.contains("kmalloc's limit: not measured."));
+    for plot in PLOTS {
+        assert!(!dir.path().join(plot).exists(), "{plot} drawn from no data");
+        assert!(
+            md.contains(&format!("({plot}) was not drawn")),
+            "no note for {plot}"
+        );
+    }
+    assert!(dir.path().join("report.json").is_file());
+}
+
+#[test]
+fn a_log_without_the_marker_is_a_clear_error() {
+    let dir = TempDir::new("nomarker");
+    let log = dir.path().join("serial.log");
+    fs::write(&log, "SeaBIOS\r\n[    1.0] Kernel panic - not syncing\r\n").expect("write");
+    let error = report::load(&log).expect_err("no marker");
+    let message = error.to_string();
+    assert!(message.contains("CONTIGMEM-BENCH-JSON"), "{message}");
+    assert!(message.contains("serial.log"), "{message}");
+    assert!(matches!(error, report::ReportError::NoMarker { .. }));
+}
+
+#[test]
+fn a_truncated_marker_line_is_a_json_error() {
+    let error = report::parse_log("CONTIGMEM-BENCH-JSON {\"meta\":\r\n", "log").expect_err("bad");
+    assert!(matches!(error, report::ReportError::Json { .. }), "{error}");
+}
+
+#[test]
+fn the_command_line_tool_writes_the_report() {
+    let dir = TempDir::new("cli");
+    let out = dir.path().join("out");
+    let status = Command::new(env!("CARGO_BIN_EXE_contigmem-report"))
+        .arg(FIXTURE)
+        .arg(&out)
+        .output()
+        .expect("run contigmem-report");
+    assert!(status.status.success(), "{status:?}");
+    assert!(out.join("report.md").is_file());
+
+    let usage = Command::new(env!("CARGO_BIN_EXE_contigmem-report"))
+        .output()
+        .expect("run contigmem-report");
+    assert_eq!(usage.status.code(), Some(2));
+
+    let log = dir.path().join("empty.log");
+    fs::write(&log, "nothing\r\n").expect("write");
+    let failed = Command::new(env!("CARGO_BIN_EXE_contigmem-report"))
+        .arg(&log)
+        .arg(&out)
+        .output()
+        .expect("run contigmem-report");
+    assert_eq!(failed.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&failed.stderr).contains("CONTIGMEM-BENCH-JSON"));
+}
+
+#[test]
+fn a_report_of_failures_only_renders() {
+    let mut report = fixture_report();
+    for point in &mut report.alloc {
+        point.ok = 0;
+    }
+    for row in &mut report.map_touch {
+        row.ok = false;
+        row.error = Some("ENOMEM".to_string());
+    }
+    report.transfer.truncate(1);
+    report.one_vs_many.retain(|r| r.method == "one");
+    let dir = TempDir::new("failures");
+    // A plot of an earlier run in the same directory must not survive a skipped plot.
+    report::render(&fixture_report(), dir.path()).expect("renders");
+    assert!(dir.path().join("faults.svg").is_file());
+    let rendered = report::render(&report, dir.path()).expect("renders");
+    let skipped: Vec<&str> = rendered.skipped.iter().map(|(f, _)| f.as_str()).collect();
+    assert_eq!(
+        skipped,
+        ["alloc-latency.svg", "map-touch.svg", "faults.svg"]
+    );
+    let md = fs::read_to_string(dir.path().join("report.md")).expect("report.md");
+    assert!(md.contains("Not measured: there is no size at which both kmalloc and vmalloc"));
+    assert!(md.contains("contigmem-huge-hugemap vs hugetlb-2m: not measured"));
+    assert!(md.contains("| 64 MiB | pre-populated | not measured | not measured |"));
+    assert!(dir.path().join("transfer.svg").is_file());
+    for file in skipped {
+        assert!(!dir.path().join(file).exists(), "stale {file} left behind");
+    }
+}
