@@ -2,11 +2,13 @@
 # SPDX-License-Identifier: GPL-2.0
 # `make test`: host tests of the userspace crates and of the tools (tests/host/*.sh), the in-guest
 # suite, the harness self-tests.
-# Prints each part's results and, last, one line `N passed, N failed, N skipped`; exits non-zero on any
-# failure. Knobs: SELFTEST=0 skips the harness self-tests (they boot eight guests).
+# Prints each part's results, then `skipped: N` and, last, one line `N passed, N failed`; exits
+# non-zero on any failure. Knobs: SELFTEST=0 skips the harness self-tests (they boot eight guests).
 set -uo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 repo=$(dirname "$here")
+BINDIR=${BINDIR:-$repo/userspace/target/x86_64-unknown-linux-gnu/release}
+FLAVOUR=${FLAVOUR:-debug}
 passed=0
 failed=0
 skipped=0
@@ -48,6 +50,21 @@ MODULE="$ko" "$repo/qemu/run.sh" --tap --add "$repo/tests/guest/tap.sh" --add "$
 line=$(tail -n1 "$part")
 add "$line"
 
+echo "== host: contigmem-report on the guest's quick benchmark"
+# The guest suite ran `contigmem-bench --quick`; render its JSON from the payload log.
+report_dir=$(mktemp -d)
+if out=$("$BINDIR/contigmem-report" "$repo/out/$FLAVOUR/logs/output.log" "$report_dir" 2>&1) &&
+	grep -q 'The guest runs under TCG' "$report_dir/report.md" &&
+	[ "$(ls "$report_dir"/*.svg 2>/dev/null | wc -l)" -ge 4 ]; then
+	echo "ok 1 - contigmem-report renders the guest's quick benchmark (report.md, 4 SVG plots)"
+	add "1 passed, 0 failed"
+else
+	echo "not ok 1 - contigmem-report renders the guest's quick benchmark"
+	echo "$out" | sed 's/^/#   /'
+	add "0 passed, 1 failed"
+fi
+rm -rf "$report_dir"
+
 echo "== host: tools"
 # tests/host/*.sh: make install, DKMS, own-kernel checks, rust-analyzer, C example (TAP each).
 for t in "$here"/host/*.sh; do
@@ -63,5 +80,8 @@ if [ "${SELFTEST:-1}" = 1 ]; then
 	add "$line"
 fi
 
-echo "$passed passed, $failed failed, $skipped skipped"
+# Skips are neither passes nor failures; they are counted on the line before the last, which is
+# `N passed, N failed` alone.
+echo "skipped: $skipped"
+echo "$passed passed, $failed failed"
 [ "$failed" -eq 0 ]

@@ -63,6 +63,14 @@ if [ -x /contigmem-example ]; then
 else
 	tap "C example: alloc, mmap, pattern, info, free" 1 "/contigmem-example is missing: run make examples"
 fi
+# make bench's guest program in its quick form: it must run to the end and print its JSON
+# line, which tests/run.sh then renders on the host with contigmem-report.
+out=$(contigmem-bench --quick --accel tcg 2>/tmp/bench.err)
+rc=$?
+json=$(echo "$out" | grep '^CONTIGMEM-BENCH-JSON {')
+[ $rc -eq 0 ] && [ -n "$json" ]
+tap "contigmem-bench --quick runs to the end and prints its JSON" $? "rc=$rc: $(tail -n 3 /tmp/bench.err)"
+echo "$json"
 echo "1..$n"
 
 # The cap tests skip under the default caps (3/4 of RAM); here they are small.

@@ -90,9 +90,9 @@ pub fn latency(dev: &Device, plan: &Plan) -> Vec<AllocPoint> {
     out
 }
 
-/// For each kind: double the size from 4 KiB until ALLOC fails or the advertised maximum is
-/// passed; then the advertised maximum itself and one page more.
-pub fn limits(dev: &Device, version: &Version) -> Vec<Limit> {
+/// For each kind: double the size from 4 KiB until ALLOC fails or the advertised maximum (or
+/// `most`) is passed; then the advertised maximum itself and one page more, when within `most`.
+pub fn limits(dev: &Device, version: &Version, most: u64) -> Vec<Limit> {
     let mut out = Vec::new();
     for kind in Kind::ALL {
         let advertised = version.max_size(kind).unwrap_or(0);
@@ -115,10 +115,10 @@ pub fn limits(dev: &Device, version: &Version) -> Vec<Limit> {
             }
         };
         let mut size = 4096;
-        while size <= advertised && try_size(size, &mut limit) {
+        while size <= advertised.min(most) && try_size(size, &mut limit) {
             size *= 2;
         }
-        if limit.first_fail.is_none() {
+        if limit.first_fail.is_none() && advertised < most {
             try_size(advertised, &mut limit);
             try_size(advertised + version.page_size, &mut limit);
         }

@@ -31,18 +31,22 @@ pub struct Plan {
     pub map_sizes: &'static [u64],
     /// Largest size of the allocation-latency sweep.
     pub sweep_max: u64,
+    /// Largest size the limit probe tries (u64::MAX: up to each kind's advertised maximum).
+    pub limit_max: u64,
 }
 
 const FULL: Plan = Plan {
     repeats: 9,
     map_sizes: &[64 << 20, 1 << 30],
     sweep_max: 1 << 30,
+    limit_max: u64::MAX,
 };
 
 const QUICK: Plan = Plan {
     repeats: 2,
     map_sizes: &[8 << 20],
     sweep_max: 8 << 20,
+    limit_max: 64 << 20,
 };
 
 fn main() {
@@ -84,7 +88,7 @@ fn run(plan: Plan, accel: String) -> Result<(), String> {
     report.one_vs_many = onevsmany::run(&dev);
     // Last: probing for the largest allocation runs memory low.
     util::progress("limits");
-    report.limits = alloc::limits(&dev, &version);
+    report.limits = alloc::limits(&dev, &version, plan.limit_max);
     report.meta.seconds = start.elapsed().as_secs_f64();
     let json = serde_json::to_string(&report).map_err(|e| format!("JSON: {e}"))?;
     println!("{JSON_MARKER}{json}");
