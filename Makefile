@@ -64,7 +64,7 @@ rust-analyzer:
 	+@KDIR="$(KDIR)" qemu/rust-analyzer.sh >/dev/null
 
 run: deps userspace
-	@MODULE=$$(qemu/module.sh) BINDIR=$(BINDIR) qemu/run.sh --exec "$$RUN" \
+	@ko=$$(qemu/module.sh) && MODULE=$$ko BINDIR=$(BINDIR) qemu/run.sh --exec "$$RUN" \
 		$(foreach f,$(FILES),--add $(f))
 
 # make bench: the benchmark kernel flavour, one boot, a report in out/bench/report/.
@@ -81,7 +81,7 @@ STRESS_SECONDS ?= 600
 STRESS_THREADS ?= 3
 STRESS_PROCS ?= 2
 stress: deps userspace
-	@MODULE=$$(qemu/module.sh) BINDIR=$(BINDIR) qemu/run.sh --tap \
+	@ko=$$(qemu/module.sh) && MODULE=$$ko BINDIR=$(BINDIR) qemu/run.sh --tap \
 		--timeout $$(( $(STRESS_SECONDS) + 900 )) --add tests/guest/stress.sh \
 		--exec "sh /stress.sh $(STRESS_SEED) $(STRESS_ITERATIONS) $(STRESS_SECONDS) $(STRESS_THREADS) $(STRESS_PROCS)"
 

@@ -88,6 +88,7 @@ const HUGE_VM_OPS: bindings::vm_operations_struct = bindings::vm_operations_stru
     close: Some(vma_close),
     fault: Some(vma_fault),
     huge_fault: Some(vma_huge_fault),
+    may_split: Some(vma_may_split),
     // SAFETY: All other callbacks are optional and null (`None`) is a valid value for them.
     ..unsafe { core::mem::zeroed() }
 };
@@ -142,6 +143,24 @@ unsafe extern "C" fn vma_huge_fault(
 ) -> bindings::vm_fault_t {
     // SAFETY: By the safety requirements `vmf` is a fault on one of our VMAs.
     fault(&unsafe { sys::Fault::from_raw(vmf) }, order)
+}
+
+/// Called before a huge-mapped VMA is split at `addr` (partial munmap, mprotect, mremap of a
+/// part): unmaps a PUD that straddles `addr`, which the kernel's split cannot handle. The split
+/// is always allowed.
+///
+/// # Safety
+///
+/// Called by the VMA split code for a VMA with [`HUGE_VM_OPS`], with the mmap lock held for
+/// writing.
+unsafe extern "C" fn vma_may_split(
+    vma: *mut bindings::vm_area_struct,
+    addr: usize,
+) -> core::ffi::c_int {
+    // SAFETY: By the safety requirements `vma` is one of our huge-mapped VMAs (a PFN map) and
+    // the mmap lock is held for writing.
+    unsafe { sys::vma::unmap_pud_straddling(vma, addr) };
+    0
 }
 
 /// The operations of every contigmem VMA: each VMA holds one reference to its buffer.

@@ -480,6 +480,40 @@ pub(crate) mod vma {
         unsafe { (*vma.as_ptr()).__bindgen_anon_2.vm_flags |= set };
     }
 
+    /// Unmaps the PUD-sized (1 GiB) range around `addr` if the VMA covers it whole, so that no
+    /// PUD mapping straddles `addr` when the VMA is split there.
+    ///
+    /// The kernel's VMA split (`__split_vma` -> `vma_adjust_trans_huge`) splits huge PMDs that
+    /// straddle the split address, but not huge PUDs: it looks the address up with
+    /// `mm_find_pmd`, which takes a present leaf PUD for a PMD table, and `__split_huge_pmd`
+    /// then locks a "PMD" inside the 1 GiB of user memory the PUD maps (a general protection
+    /// fault, found by this module's tests). Device DAX, the other driver that maps PUDs,
+    /// avoids it by refusing unaligned splits (`dev_dax_may_split`); we unmap instead, and the
+    /// fault handlers map the range again with the PMDs and PTEs the smaller VMAs allow.
+    ///
+    /// # Safety
+    ///
+    /// `vma` is a valid PFN-map VMA of ours and its mm's mmap lock is held for writing (as it is
+    /// in the `may_split` callback).
+    pub(crate) unsafe fn unmap_pud_straddling(vma: *mut bindings::vm_area_struct, addr: usize) {
+        // SAFETY: `vma` is valid and the mmap lock is held for writing for this whole call
+        // (safety requirements), more than `VmaRef` needs.
+        let vma = unsafe { VmaRef::from_raw(vma) };
+        let span = 1usize << bindings::PUD_SHIFT;
+        let start = addr & !(span - 1);
+        if start == addr || start < vma.start() || vma.end() - start < span {
+            // Aligned, or the VMA cannot hold a PUD around `addr`: nothing straddles.
+            return;
+        }
+        // SAFETY: The mmap lock is held for writing (safety requirements), which is what
+        // `__vma_start_write` asserts; it waits out faults that hold the per-VMA lock and keeps
+        // new ones from taking it (they fall back to the mmap lock, which we hold), so no fault
+        // maps the PUD again before the split. It is idempotent if the VMA is write-locked.
+        unsafe { bindings::__vma_start_write(vma.as_ptr(), bindings::TASK_UNINTERRUPTIBLE as i32) };
+        // Clears the entries only: the memory is the buffer's, which the VMA holds.
+        vma.zap_vma_range(start, span);
+    }
+
     /// Installs `ops` and `data` as the VMA's operations and private data.
     ///
     /// # Safety

@@ -31,8 +31,16 @@ pub fn register(tap: &mut Tap) {
         faults(Kind::Huge, 64 * M, false, 0)
     });
     tap.test(
-        "huge map: partial munmap, mprotect and fork split a PMD mapping correctly",
-        split,
+        "huge map: partial munmap, mprotect and fork split PMDs (4M HUGE), data intact",
+        || split(4 * M),
+    );
+    tap.test(
+        "huge map: partial munmap, mprotect and fork split a PUD (1G HUGE), data intact",
+        || split(G),
+    );
+    tap.test(
+        "huge map: mremap shrinking a PUD mapping (1G HUGE) by one page, data intact",
+        shrink_pud,
     );
     tap.test(
         "huge map: ALLOC of a kind without huge mappings gives EINVAL",
@@ -110,43 +118,91 @@ fn faults(kind: Kind, size: u64, huge_map: bool, most: i64) -> Outcome {
     Ok(())
 }
 
-fn split() -> Outcome {
+/// Writes each page's index (counting from `first`) into its first eight bytes.
+fn stamp(mem: &mut [u8], page: usize, first: usize) {
+    for (i, off) in (0..mem.len()).step_by(page).enumerate() {
+        mem[off..off + 8].copy_from_slice(&((first + i) as u64).to_ne_bytes());
+    }
+}
+
+/// Checks every page of `mem` for the stamp of [`stamp`]: a page mapped from the wrong place
+/// after a split shows another index.
+fn stamped(mem: &[u8], page: usize, first: usize, what: &str) -> Result<(), String> {
+    for (i, off) in (0..mem.len()).step_by(page).enumerate() {
+        let mut bytes = [0u8; 8];
+        bytes.copy_from_slice(&mem[off..off + 8]);
+        let seen = u64::from_ne_bytes(bytes);
+        check!(
+            seen == (first + i) as u64,
+            "{what}: page {} shows the stamp of page {seen}",
+            first + i
+        );
+    }
+    Ok(())
+}
+
+/// Maps a `size` HUGE buffer with huge entries (PMDs, or a PUD for 1 GiB), then splits them:
+/// a one-page hole, mprotect of the second half, fork. Every page must still show its own data.
+fn split(size: u64) -> Outcome {
     let dev = open()?;
     let buf = dev
-        .alloc_with(Kind::Huge, 4 * M, &AllocOptions::new().huge_map(true))
+        .alloc_with(Kind::Huge, size, &AllocOptions::new().huge_map(true))
         .ctx("ALLOC")?;
     let mut map = buf.map().ctx("mmap")?;
-    touch(&mut map);
     let page = map.page_size();
+    let before = minflt();
+    stamp(&mut map, page, 0);
+    let faults = minflt() - before;
+    // Huge entries first, or there is nothing to split.
+    check!(
+        faults as u64 <= size / (2 * M),
+        "{faults} faults to stamp every page: not huge-mapped"
+    );
+    println!("# {} MiB: {faults} faults before the splits", size / M);
     let base = map.addr();
-    // A hole in the middle of the first PMD: the rest stays mapped, with its data.
+    // A hole in the middle of the first huge entry: the rest stays mapped, with its data.
     let (head, tail) = map
         .unmap_range(page * 100, page)
         .ctx("munmap of one page")?;
     let (head, mut tail) = (head.ok_or("no head")?, tail.ok_or("no tail")?);
-    check_eq!(head[page * 99], 99u8 | 1, "the page before the hole");
-    check_eq!(tail[0], 101u8 | 1, "the page after the hole");
-    // Read-only for the second half: reads still work, with the data.
-    let second = 2 * M as usize - (tail.addr() - base);
-    sys::mprotect_read_only(&tail[second..]).ctx("mprotect")?;
-    check_eq!(
-        tail[second],
-        ((2 * M as usize) / page) as u8 | 1,
-        "first page of the read-only half"
-    );
+    stamped(&head, page, 0, "before the hole")?;
+    stamped(&tail, page, 101, "after the hole")?;
+    // Read-only from the buffer's middle: reads still see the data.
+    let half = size as usize / 2 - (tail.addr() - base);
+    sys::mprotect_read_only(&tail[half..]).ctx("mprotect")?;
+    stamped(&tail, page, 101, "after mprotect")?;
     // A forked child sees the data and its write to the writable part reaches us.
     sys::fork(
         |chan| {
-            if tail[page] != 102u8 | 1 {
-                return Err(format!("the child saw {:#x} at page 102", tail[page]));
-            }
-            tail[page] = 0xcc;
+            stamped(&tail, page, 101, "in the child")?;
+            tail[page + 8] = 0xcc;
             chan.signal()
         },
         |chan| chan.wait(),
     )?;
-    check_eq!(tail[page], 0xccu8, "the child's write, seen by the parent");
+    check_eq!(tail[page + 8], 0xccu8, "the child's write, seen by the parent");
+    stamped(&tail, page, 101, "after fork")?;
     drop(head);
+    stamped(&tail, page, 101, "after unmapping the head")?;
+    Ok(())
+}
+
+/// Shrinks a PUD-mapped 1 GiB mapping by one page with mremap: the kernel unmaps the last page,
+/// splitting the VMA inside the PUD.
+fn shrink_pud() -> Outcome {
+    let dev = open()?;
+    let buf = dev
+        .alloc_with(Kind::Huge, G, &AllocOptions::new().huge_map(true))
+        .ctx("ALLOC")?;
+    let mut map = buf.map().ctx("mmap")?;
+    let page = map.page_size();
+    let before = minflt();
+    stamp(&mut map, page, 0);
+    let faults = minflt() - before;
+    check_eq!(faults, 1, "faults to stamp every page (one PUD)");
+    map.remap(G as usize - page).ctx("mremap to 1 GiB - 4 KiB")?;
+    check_eq!(map.len(), G as usize - page, "length after mremap");
+    stamped(&map, page, 0, "after mremap")?;
     Ok(())
 }
 
