@@ -128,6 +128,18 @@ say "booting $(basename "$KERNEL") ($MEM, $SMP CPUs, timeout ${TIMEOUT}s): $CMD"
 tail -n +1 -F "$output" 2>/dev/null &
 tailpid=$!
 start=$(date +%s)
+# An oops or BUG leaves the guest unable to finish (the task died holding its locks), so the run
+# would wait for the whole timeout: end QEMU 10 s after one (time for the trace to be written).
+(
+	while sleep 2; do
+		if grep -aEq 'Oops|kernel BUG at|general protection fault' "$console" 2>/dev/null; then
+			sleep 10
+			pkill -f -- "-initrd $work/initramfs.cpio" || true
+			break
+		fi
+	done
+) &
+watchpid=$!
 set +e
 # shellcheck disable=SC2086
 timeout -k 5 "$TIMEOUT" qemu-system-x86_64 -nodefaults -no-reboot -display none \
@@ -138,8 +150,8 @@ timeout -k 5 "$TIMEOUT" qemu-system-x86_64 -nodefaults -no-reboot -display none 
 qrc=$?
 set -e
 sleep 0.3
-kill "$tailpid" 2>/dev/null || true
-wait "$tailpid" 2>/dev/null || true
+kill "$tailpid" "$watchpid" 2>/dev/null || true
+wait "$tailpid" "$watchpid" 2>/dev/null || true
 say "guest ran $(( $(date +%s) - start )) s; console log: $console, payload output: $output"
 
 # The verdict.
