@@ -141,7 +141,7 @@ fn ratio_summary(rows: &[AllocRow]) -> String {
     } else if slower == 0 {
         "**No**".to_string()
     } else {
-        format!("**At {slower} of {} sizes**", ratios.len())
+        format!("**Slower at {slower} of {} sizes**", ratios.len())
     };
     let span = if ratios.len() == 1 {
         format!("{} at {}", times(Some(low.1)), format::size(low.0))
