@@ -159,7 +159,7 @@ problems=()
 [ "$qrc" -eq 124 ] || [ "$qrc" -eq 137 ] && problems+=("guest timed out after ${TIMEOUT}s (hung guest)")
 tr -d '\r' < "$console" > "$work/console"
 tr -d '\r' < "$output" > "$work/output"
-markers='BUG:|WARNING:|KASAN:|UBSAN:|general protection fault|Oops|kernel BUG at|Kernel panic|unreferenced object|INFO: task .* blocked|possible recursive locking|possible circular locking|inconsistent lock state|rcu_.*detected stall|Call Trace:'
+markers='BUG:|WARNING:|KASAN:|UBSAN:|general protection fault|Oops|bad (pgd|p4d|pud|pmd|pte) |kernel BUG at|Kernel panic|unreferenced object|INFO: task .* blocked|possible recursive locking|possible circular locking|inconsistent lock state|rcu_.*detected stall|Call Trace:'
 if grep -aEq "$markers" "$work/console"; then
 	first=$(grep -aEm1 "$markers" "$work/console" | sed 's/^\[[ 0-9.]*\] //')
 	problems+=("kernel reported: $first")

@@ -183,6 +183,13 @@ unsafe extern "C" fn vma_open(vma: *mut bindings::vm_area_struct) {
     let buf = unsafe { ArcBorrow::<Buffer>::from_raw((*vma).vm_private_data.cast::<Buffer>()) };
     let buf: Arc<Buffer> = buf.into();
     buf.mapped();
+    if buf.huge_map && buf.pages() >= 1 << (bindings::PUD_SHIFT - PAGE_SHIFT) {
+        // A buffer large enough for PUD mappings: see `unmap_siblings` (mremap cannot move
+        // them).
+        // SAFETY: `vma` is one of our VMAs being opened by the kernel, which holds the mmap lock
+        // for writing when it copies a VMA within the caller's address space.
+        unsafe { sys::vma::unmap_siblings(vma) };
+    }
     // The new VMA owns this reference until `vma_close`.
     let _ = Arc::into_raw(buf);
 }

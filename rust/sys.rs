@@ -514,6 +514,54 @@ pub(crate) mod vma {
         vma.zap_vma_range(start, span);
     }
 
+    /// Unmaps every other VMA of the caller's address space that maps the same buffer through
+    /// the same file as `copy` (same `vm_file` and `vm_private_data`), when `copy` is a new VMA
+    /// of the caller's own address space (a split or an mremap move; fork's copies live in the
+    /// child's and are left alone).
+    ///
+    /// mremap moves page tables after it has made the copy, and on x86 it cannot move a PUD
+    /// mapping: `get_old_pud` takes a present leaf PUD for a bad table entry, prints
+    /// "bad pud" and clears it. Unmapping first leaves it nothing to move; the fault handlers
+    /// map the new place on first touch.
+    ///
+    /// # Safety
+    ///
+    /// `copy` is a valid VMA of ours being set up by the kernel (`vm_ops->open`), with its mm's
+    /// mmap lock held for writing when that mm is the caller's (split and mremap hold it).
+    pub(crate) unsafe fn unmap_siblings(copy: *mut bindings::vm_area_struct) {
+        // SAFETY: `copy` is valid (safety requirements); `vm_mm`, `vm_file` and
+        // `vm_private_data` were copied from the original and do not change during `open`.
+        let (mm, file, data) = unsafe { ((*copy).vm_mm, (*copy).vm_file, (*copy).vm_private_data) };
+        // SAFETY: Reading `current->mm` of the running task is not a data race.
+        let own = unsafe { (*bindings::get_current()).mm };
+        if mm != own {
+            return;
+        }
+        let mut addr = 0;
+        loop {
+            // SAFETY: `mm` is the caller's, whose mmap lock is held (safety requirements).
+            let vma = unsafe { bindings::find_vma(mm, addr) };
+            if vma.is_null() {
+                break;
+            }
+            // SAFETY: `find_vma` returned a VMA of `mm`, valid while the mmap lock is held.
+            let vma = unsafe { VmaRef::from_raw(vma) };
+            // SAFETY: As above: the fields are stable under the mmap lock.
+            let same = unsafe {
+                (*vma.as_ptr()).vm_file == file && (*vma.as_ptr()).vm_private_data == data
+            };
+            if same && vma.as_ptr() != copy {
+                // SAFETY: The mmap lock is held for writing (safety requirements), as
+                // `__vma_start_write` requires; see `unmap_pud_straddling`.
+                unsafe {
+                    bindings::__vma_start_write(vma.as_ptr(), bindings::TASK_UNINTERRUPTIBLE as i32)
+                };
+                vma.zap_vma_range(vma.start(), vma.end() - vma.start());
+            }
+            addr = vma.end();
+        }
+    }
+
     /// Installs `ops` and `data` as the VMA's operations and private data.
     ///
     /// # Safety

@@ -43,6 +43,10 @@ pub fn register(tap: &mut Tap) {
         shrink_pud,
     );
     tap.test(
+        "huge map: mremap moving a PUD mapping (1G HUGE) to another 1G-aligned address, data intact",
+        move_pud,
+    );
+    tap.test(
         "huge map: ALLOC of a kind without huge mappings gives EINVAL",
         || {
             let dev = open()?;
@@ -204,6 +208,66 @@ fn shrink_pud() -> Outcome {
     check_eq!(map.len(), G as usize - page, "length after mremap");
     stamped(&map, page, 0, "after mremap")?;
     Ok(())
+}
+
+/// Moves a PUD-mapped 1 GiB mapping whole to another 1 GiB-aligned address with
+/// `mremap(MREMAP_FIXED)`; the data must follow it (the harness fails the run on any page-table
+/// complaint of the kernel's).
+fn move_pud() -> Outcome {
+    let dev = open()?;
+    let buf = dev
+        .alloc_with(Kind::Huge, G, &AllocOptions::new().huge_map(true))
+        .ctx("ALLOC")?;
+    let mut map = buf.map().ctx("mmap")?;
+    let page = map.page_size();
+    let len = G as usize;
+    let before = minflt();
+    stamp(&mut map, page, 0);
+    check_eq!(minflt() - before, 1, "faults to stamp every page (one PUD)");
+    // A free, 1 GiB-aligned target: reserve 2 GiB, keep the aligned GiB inside it.
+    // SAFETY: A new anonymous reservation; nothing else uses it.
+    let hole = unsafe {
+        libc::mmap(
+            core::ptr::null_mut(),
+            2 * len,
+            libc::PROT_NONE,
+            libc::MAP_PRIVATE | libc::MAP_ANONYMOUS | libc::MAP_NORESERVE,
+            -1,
+            0,
+        )
+    };
+    check!(hole != libc::MAP_FAILED, "mmap of the target range failed");
+    let target = (hole as usize + len - 1) & !(len - 1);
+    let old = map.addr();
+    // The mapping now belongs to the raw calls below.
+    std::mem::forget(map);
+    // SAFETY: `old` is our 1 GiB mapping, `target` lies in our reservation (MREMAP_FIXED
+    // replaces it); the old range is not used again.
+    let moved = unsafe {
+        libc::mremap(
+            old as *mut _,
+            len,
+            len,
+            libc::MREMAP_MAYMOVE | libc::MREMAP_FIXED,
+            target as *mut libc::c_void,
+        )
+    };
+    let result = if moved == libc::MAP_FAILED {
+        Err(format!("mremap: {}", std::io::Error::last_os_error()))
+    } else {
+        // SAFETY: The moved mapping is `len` readable bytes at `target`.
+        let mem = unsafe { core::slice::from_raw_parts(target as *const u8, len) };
+        stamped(mem, page, 0, "after the move")
+    };
+    // SAFETY: Unmapping our own ranges (the reservation, with the mapping now inside it, and the
+    // old mapping if the move failed).
+    unsafe {
+        libc::munmap(hole, 2 * len);
+        if moved == libc::MAP_FAILED {
+            libc::munmap(old as *mut _, len);
+        }
+    }
+    Ok(result?)
 }
 
 /// Fills /dev/ram0 (brd) with a pattern and reads it with O_DIRECT into a mapping of each kind.
