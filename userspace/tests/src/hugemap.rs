@@ -7,10 +7,10 @@
 use std::fs;
 use std::os::unix::fs::{FileExt, OpenOptionsExt};
 
-use contigmem::{AllocOptions, Errno, Kind, Mapping};
+use contigmem::{AllocOptions, Device, Errno, Kind, Mapping};
 
 use crate::sys;
-use crate::tap::{skip, Context, Outcome, Tap};
+use crate::tap::{skip, Context, Fail, Outcome, Tap};
 use crate::util::{open, G, M};
 use crate::{check, check_eq};
 
@@ -145,10 +145,10 @@ fn stamped(mem: &[u8], page: usize, first: usize, what: &str) -> Result<(), Stri
     Ok(())
 }
 
-/// Maps a `size` HUGE buffer with huge entries (PMDs, or a PUD for 1 GiB), then splits them:
-/// a one-page hole, mprotect of the second half, fork. Every page must still show its own data.
-fn split(size: u64) -> Outcome {
-    let dev = open()?;
+/// Allocates a `size` HUGE buffer with huge mappings, maps it whole and stamps every page;
+/// returns the mapping (which keeps the memory: the buffer is freed here) and the page faults
+/// the stamping took.
+fn stamped_mapping(dev: &Device, size: u64) -> Result<(Mapping, i64), Fail> {
     let buf = dev
         .alloc_with(Kind::Huge, size, &AllocOptions::new().huge_map(true))
         .ctx("ALLOC")?;
@@ -156,7 +156,14 @@ fn split(size: u64) -> Outcome {
     let page = map.page_size();
     let before = minflt();
     stamp(&mut map, page, 0);
-    let faults = minflt() - before;
+    Ok((map, minflt() - before))
+}
+
+/// Maps a `size` HUGE buffer with huge entries (PMDs, or a PUD for 1 GiB), then splits them:
+/// a one-page hole, mprotect of the second half, fork. Every page must still show its own data.
+fn split(size: u64) -> Outcome {
+    let (map, faults) = stamped_mapping(&open()?, size)?;
+    let page = map.page_size();
     // Huge entries first, or there is nothing to split.
     check!(
         faults as u64 <= size / (2 * M),
@@ -184,7 +191,11 @@ fn split(size: u64) -> Outcome {
         },
         |chan| chan.wait(),
     )?;
-    check_eq!(tail[page + 8], 0xccu8, "the child's write, seen by the parent");
+    check_eq!(
+        tail[page + 8],
+        0xccu8,
+        "the child's write, seen by the parent"
+    );
     stamped(&tail, page, 101, "after fork")?;
     drop(head);
     stamped(&tail, page, 101, "after unmapping the head")?;
@@ -194,17 +205,11 @@ fn split(size: u64) -> Outcome {
 /// Shrinks a PUD-mapped 1 GiB mapping by one page with mremap: the kernel unmaps the last page,
 /// splitting the VMA inside the PUD.
 fn shrink_pud() -> Outcome {
-    let dev = open()?;
-    let buf = dev
-        .alloc_with(Kind::Huge, G, &AllocOptions::new().huge_map(true))
-        .ctx("ALLOC")?;
-    let mut map = buf.map().ctx("mmap")?;
+    let (mut map, faults) = stamped_mapping(&open()?, G)?;
     let page = map.page_size();
-    let before = minflt();
-    stamp(&mut map, page, 0);
-    let faults = minflt() - before;
     check_eq!(faults, 1, "faults to stamp every page (one PUD)");
-    map.remap(G as usize - page).ctx("mremap to 1 GiB - 4 KiB")?;
+    map.remap(G as usize - page)
+        .ctx("mremap to 1 GiB - 4 KiB")?;
     check_eq!(map.len(), G as usize - page, "length after mremap");
     stamped(&map, page, 0, "after mremap")?;
     Ok(())
@@ -214,16 +219,10 @@ fn shrink_pud() -> Outcome {
 /// `mremap(MREMAP_FIXED)`; the data must follow it (the harness fails the run on any page-table
 /// complaint of the kernel's).
 fn move_pud() -> Outcome {
-    let dev = open()?;
-    let buf = dev
-        .alloc_with(Kind::Huge, G, &AllocOptions::new().huge_map(true))
-        .ctx("ALLOC")?;
-    let mut map = buf.map().ctx("mmap")?;
+    let (map, faults) = stamped_mapping(&open()?, G)?;
     let page = map.page_size();
     let len = G as usize;
-    let before = minflt();
-    stamp(&mut map, page, 0);
-    check_eq!(minflt() - before, 1, "faults to stamp every page (one PUD)");
+    check_eq!(faults, 1, "faults to stamp every page (one PUD)");
     // A free, 1 GiB-aligned target: reserve 2 GiB, keep the aligned GiB inside it.
     // SAFETY: A new anonymous reservation; nothing else uses it.
     let hole = unsafe {
