@@ -34,7 +34,7 @@ BINDIR := $(CURDIR)/userspace/target/$(TARGET)/release
 all: module
 
 clippy: deps
-	@touch rust/contigmem.rs && CLIPPY=1 KDIR="$(KDIR)" qemu/module.sh >/dev/null
+	@touch rust/contigmem_main.rs && CLIPPY=1 KDIR="$(KDIR)" qemu/module.sh >/dev/null
 
 module:
 	+@KDIR="$(KDIR)" qemu/module.sh >/dev/null

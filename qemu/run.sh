@@ -12,7 +12,8 @@
 # `N passed, N failed, N skipped` (a skip is not a pass).
 # Knobs (environment): KBUILD (kernel build tree), KERNEL (bzImage), MODULE (contigmem.ko), BINDIR (guest binaries),
 # MACHINE (pc: its 3 GiB below 4G hold a whole aligned GiB; q35 holds 2 GiB less 128 KiB),
-# MEM (4G), SMP (2), TIMEOUT (600), LEAKCHECK (1: kmemleak scan at the end, ~30 s at 4G),
+# MEM (6G), SMP (2), NODES (2: NUMA nodes, MEM and the CPUs split evenly between them; 1 for
+# none), TIMEOUT (600), LEAKCHECK (1: kmemleak scan at the end, ~30 s at 4G),
 # LOGDIR (out/$FLAVOUR/logs), QEMU_EXTRA, APPEND_EXTRA.
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
@@ -22,8 +23,9 @@ say() { printf 'run: %s\n' "$*" >&2; }
 die() { say "error: $*"; exit 1; }
 
 CMD=${CMD:-}
-MEM=${MEM:-4G}
+MEM=${MEM:-6G}
 SMP=${SMP:-2}
+NODES=${NODES:-2}
 TIMEOUT=${TIMEOUT:-600}
 LEAKCHECK=${LEAKCHECK:-1}
 LOAD=1
@@ -49,6 +51,30 @@ BINDIR=${BINDIR:-$repo/userspace/target/x86_64-unknown-linux-gnu/release}
 LOGDIR=${LOGDIR:-$repo/out/$FLAVOUR/logs}
 [ -f "$KERNEL" ] || die "no kernel image at $KERNEL (make kernel)"
 BUSYBOX=$(command -v busybox) || die "busybox not found (make deps)"
+
+# The NUMA topology: NODES nodes of MEM/NODES each (whole MiB), CPUs dealt out in turn, so
+# that every node has memory and, while there are CPUs enough, a CPU of its own. With 6G and
+# two nodes each node holds an aligned GiB that early boot leaves free (node 0 [1G, 2G),
+# node 1 [4G, 6G); the KASAN shadow and the memmap sit at the top of each node).
+mib() {
+	case "$1" in
+	*[gG]) echo $(( ${1%[gG]} * 1024 )) ;;
+	*[mM]) echo "${1%[mM]}" ;;
+	*) die "MEM=$1: give a size in M or G" ;;
+	esac
+}
+numa=()
+if [ "$NODES" -gt 1 ]; then
+	total=$(mib "$MEM")
+	per=$(( total / NODES ))
+	[ $(( per * NODES )) -eq "$total" ] || die "MEM=$MEM does not split into $NODES equal nodes of whole MiB"
+	for ((n = 0; n < NODES; n++)); do
+		cpus=()
+		for ((c = n; c < SMP; c += NODES)); do cpus+=(-numa "cpu,node-id=$n,socket-id=$c"); done
+		numa+=(-object "memory-backend-ram,id=mem$n,size=${per}M" -numa "node,nodeid=$n,memdev=mem$n" ${cpus[@]+"${cpus[@]}"})
+	done
+	[ "$SMP" -ge "$NODES" ] || say "note: $SMP CPUs for $NODES nodes: some nodes have no CPU"
+fi
 
 mkdir -p "$LOGDIR"
 work=$(mktemp -d "${TMPDIR:-/tmp}/contigmem-run.XXXXXX")
@@ -124,7 +150,7 @@ printf '%s\n' "$CMD" > "$work/payload.sh"
 } > "$work/initramfs.list"
 "$gen" "$work/initramfs.list" > "$work/initramfs.cpio"
 
-say "booting $(basename "$KERNEL") ($MEM, $SMP CPUs, timeout ${TIMEOUT}s): $CMD"
+say "booting $(basename "$KERNEL") ($MEM, $SMP CPUs, $NODES NUMA node(s), timeout ${TIMEOUT}s): $CMD"
 tail -n +1 -F "$output" 2>/dev/null &
 tailpid=$!
 start=$(date +%s)
@@ -143,7 +169,8 @@ watchpid=$!
 set +e
 # shellcheck disable=SC2086
 timeout -k 5 "$TIMEOUT" qemu-system-x86_64 -nodefaults -no-reboot -display none \
-	-machine "${MACHINE:-pc}" -cpu max -m "$MEM" -smp "$SMP" \
+	-machine "${MACHINE:-pc}" -cpu max -m "$MEM" -smp "$SMP,sockets=$SMP,cores=1,threads=1" \
+	${numa[@]+"${numa[@]}"} \
 	-kernel "$KERNEL" -initrd "$work/initramfs.cpio" \
 	-append "console=ttyS0 panic=-1 oops=panic_off loglevel=7 printk.time=1 ${APPEND_EXTRA:-}" \
 	-serial "file:$console" -serial "file:$output" ${QEMU_EXTRA:-} < /dev/null

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # SPDX-License-Identifier: GPL-2.0
-# `make rust-analyzer`: writes rust-project.json for the module crate (rust/contigmem.rs) with the
+# `make rust-analyzer`: writes rust-project.json for the module crate (rust/contigmem_main.rs) with the
 # kernel's own generator for external modules, so rust-analyzer in an editor sees the `kernel`
 # crate and the config's cfgs. Prints the file's path.
 # Knobs: KDIR (default: the cached test kernel of FLAVOUR), MO (module output directory),

@@ -27,8 +27,10 @@ pub const KIND_HUGE: u32 = 4;
 pub const ALLOC_UNINIT: u32 = 1 << 0;
 /// Map with PMD/PUD entries on fault (PAGES, HUGE): PFN maps, not usable by `get_user_pages`.
 pub const ALLOC_HUGE_MAP: u32 = 1 << 1;
+/// Allocate on `node` only: `ENOMEM` rather than memory of another node.
+pub const ALLOC_STRICT_NODE: u32 = 1 << 2;
 /// Every flag `CONTIGMEM_IOC_ALLOC` knows.
-pub const ALLOC_FLAGS: u32 = ALLOC_UNINIT | ALLOC_HUGE_MAP;
+pub const ALLOC_FLAGS: u32 = ALLOC_UNINIT | ALLOC_HUGE_MAP | ALLOC_STRICT_NODE;
 
 /// The buffer is physically contiguous.
 pub const INFO_CONTIGUOUS: u32 = 1 << 0;
@@ -38,6 +40,8 @@ pub const INFO_UNINIT: u32 = 1 << 1;
 pub const INFO_HUGE_MAP: u32 = 1 << 2;
 /// Mappings of the buffer work with `get_user_pages` (O_DIRECT, io_uring fixed buffers).
 pub const INFO_PINNABLE: u32 = 1 << 3;
+/// The buffer was allocated with [`ALLOC_STRICT_NODE`].
+pub const INFO_STRICT_NODE: u32 = 1 << 4;
 
 /// `struct contigmem_version`.
 #[repr(C)]
@@ -51,7 +55,10 @@ pub struct Version {
     pub max_file_bytes: u64,
     pub live_bytes: u64,
     pub live_buffers: u64,
-    pub reserved: [u64; 2],
+    /// The `CONTIGMEM_ALLOC_*` flags this module knows (0 from modules older than the field).
+    pub alloc_flags: u32,
+    pub reserved0: u32,
+    pub reserved: [u64; 1],
 }
 
 /// `struct contigmem_alloc`.
@@ -95,7 +102,9 @@ pub struct Info {
     pub mappings: u64,
     pub node: i32,
     pub reserved0: u32,
-    pub reserved: [u64; 3],
+    /// Pages of the buffer that are not on `node`.
+    pub off_node_pages: u64,
+    pub reserved: [u64; 2],
 }
 
 /// The ioctl type ("magic") of contigmem.
@@ -115,7 +124,7 @@ pub const IOC_FREE: u32 = ioc(IOC_WRITE, 0x12, core::mem::size_of::<Free>());
 pub const IOC_INFO: u32 = ioc(IOC_READ | IOC_WRITE, 0x13, core::mem::size_of::<Info>());
 
 // The structures have no implicit padding: each size is the sum of its fields.
-const _: () = assert!(core::mem::size_of::<Version>() == 4 + 4 + 8 + 8 * KINDS_MAX + 4 * 8 + 16);
+const _: () = assert!(core::mem::size_of::<Version>() == 4 + 4 + 8 + 8 * KINDS_MAX + 4 * 8 + 4 + 4 + 8);
 const _: () = assert!(core::mem::size_of::<Alloc>() == 8 + 4 + 4 + 4 + 4 + 8 + 16 + 5 * 8 + 16);
 const _: () = assert!(core::mem::size_of::<Free>() == 16);
-const _: () = assert!(core::mem::size_of::<Info>() == 8 + 4 + 4 + 5 * 8 + 4 + 4 + 24);
+const _: () = assert!(core::mem::size_of::<Info>() == 8 + 4 + 4 + 5 * 8 + 4 + 4 + 8 + 16);

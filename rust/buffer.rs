@@ -120,6 +120,8 @@ pub(crate) struct Buffer {
     pub(crate) uninit: bool,
     /// Mapped with PMD/PUD entries on fault rather than page by page at mmap time.
     pub(crate) huge_map: bool,
+    /// Allocated on its node only.
+    pub(crate) strict_node: bool,
     pub(crate) alloc_ns: u64,
     pub(crate) placement: Placement,
     /// Live VMAs mapping this buffer, shared with its debugfs entry.
@@ -150,6 +152,7 @@ impl Buffer {
             size: req.size,
             segments: placement.segments,
             node: placement.node,
+            off_node: placement.off_node,
             phys: placement.pfn << PAGE_SHIFT,
             mappings: mappings.clone(),
         })?;
@@ -160,6 +163,7 @@ impl Buffer {
                 size: req.size,
                 uninit: req.uninit,
                 huge_map: req.huge_map,
+                strict_node: req.strict_node,
                 alloc_ns,
                 placement,
                 mappings,

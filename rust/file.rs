@@ -25,7 +25,10 @@ use kernel::{
     mm::virt::VmaNew,
     new_mutex,
     prelude::*,
-    rbtree::RBTree,
+    rbtree::{
+        RBTree,
+        RBTreeNode, //
+    },
     sync::{
         Arc,
         Mutex, //
@@ -204,7 +207,9 @@ impl ContigmemFile {
             max_file_bytes: caps.file,
             live_bytes,
             live_buffers,
-            reserved: [0; 2],
+            alloc_flags: abi::ALLOC_FLAGS,
+            reserved0: 0,
+            reserved: [0; 1],
         };
         UserSlice::new(arg, size_of::<abi::Version>())
             .writer()
@@ -218,6 +223,11 @@ impl ContigmemFile {
         }
         let kind = Kind::from_abi(a.kind)?;
         if a.size == 0 || (a.node != -1 && !sys::node_online(a.node)) {
+            return Err(EINVAL);
+        }
+        // A strict node must be named: "local only" would hold for the CPU the ioctl ran on.
+        let strict_node = a.flags & abi::ALLOC_STRICT_NODE != 0;
+        if strict_node && a.node == -1 {
             return Err(EINVAL);
         }
         let caps = caps();
@@ -250,6 +260,7 @@ impl ContigmemFile {
             uninit,
             huge_map,
             node: a.node,
+            strict_node,
         })
     }
 
@@ -267,9 +278,10 @@ impl ContigmemFile {
         a.phys_addr = self.phys_for_caller(&buf);
         a.alloc_ns = buf.alloc_ns;
         a.reserved2 = [0; 2];
-        self.buffers
-            .lock()
-            .try_create_and_insert(buf.id, buf, GFP_KERNEL)?;
+        // The tree's node is allocated before the lock is taken, so that a failure drops the
+        // buffer (freeing its memory, taking the registry's lock) with the table unlocked.
+        let node = RBTreeNode::new(buf.id, buf, GFP_KERNEL)?;
+        self.buffers.lock().insert(node);
         if let Err(e) = writer.write(&a) {
             // The caller never learns the id: take the buffer back rather than leak it.
             let gone = self.buffers.lock().remove(&a.id);
@@ -308,6 +320,9 @@ impl ContigmemFile {
         } else if buf.kind.pinnable() {
             flags |= abi::INFO_PINNABLE;
         }
+        if buf.strict_node {
+            flags |= abi::INFO_STRICT_NODE;
+        }
         info = abi::Info {
             id: buf.id,
             kind: buf.kind.to_abi(),
@@ -319,7 +334,8 @@ impl ContigmemFile {
             mappings: buf.mappings(),
             node: buf.placement.node,
             reserved0: 0,
-            reserved: [0; 3],
+            off_node_pages: buf.placement.off_node,
+            reserved: [0; 2],
         };
         writer.write(&info)
     }
@@ -378,6 +394,25 @@ mod tests {
         let mut a = req(PAGE_SIZE, abi::KIND_PAGES);
         a.node = kernel::bindings::MAX_NUMNODES as i32;
         assert_eq!(check(a), Err(EINVAL));
+    }
+
+    #[test]
+    fn node_rules() {
+        let mut a = req(PAGE_SIZE, abi::KIND_HUGE);
+        a.node = -2;
+        assert_eq!(check(a), Err(EINVAL));
+        a.node = i32::MIN;
+        assert_eq!(check(a), Err(EINVAL));
+        a.node = -1;
+        a.flags = abi::ALLOC_STRICT_NODE;
+        assert_eq!(check(a), Err(EINVAL), "strict needs a named node");
+        a.node = 0;
+        assert_eq!(check(a).map(|_| ()), Ok(()));
+        let r = ContigmemFile::request(&a).map(|r| (r.node, r.strict_node));
+        assert_eq!(r, Ok((0, true)));
+        a.flags = 0;
+        let r = ContigmemFile::request(&a).map(|r| (r.node, r.strict_node));
+        assert_eq!(r, Ok((0, false)));
     }
 
     #[test]

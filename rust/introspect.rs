@@ -4,7 +4,8 @@
 //! (`/sys/kernel/debug/contigmem/`, readable by root only, so physical addresses may appear).
 //!
 //! `buffers` has one line per buffer whose memory is held (freed-but-mapped ones included):
-//! id, owner pid, kind, size, contiguous, segments, live mappings, node, physical address.
+//! id, owner pid, kind, size, contiguous, segments, live mappings, node of the first page, pages
+//! on other nodes, physical address.
 //! `stats` has one line per kind: live bytes, allocations, failed allocations.
 
 use core::fmt;
@@ -71,6 +72,7 @@ pub(crate) struct Entry {
     pub(crate) size: u64,
     pub(crate) segments: u64,
     pub(crate) node: i32,
+    pub(crate) off_node: u64,
     pub(crate) phys: u64,
     pub(crate) mappings: Arc<Atomic<u64>>,
 }
@@ -131,11 +133,11 @@ impl Drop for Listed {
 }
 
 fn write_buffers(_: &(), f: &mut fmt::Formatter<'_>) -> fmt::Result {
-    writeln!(f, "id pid kind size contiguous segments mappings node phys")?;
+    writeln!(f, "id pid kind size contiguous segments mappings node off_node phys")?;
     for e in REGISTRY.lock().iter() {
         writeln!(
             f,
-            "{} {} {} {} {} {} {} {} {:#x}",
+            "{} {} {} {} {} {} {} {} {} {:#x}",
             e.id,
             e.pid,
             e.kind.name(),
@@ -144,6 +146,7 @@ fn write_buffers(_: &(), f: &mut fmt::Formatter<'_>) -> fmt::Result {
             e.segments,
             e.mappings.load(Relaxed),
             e.node,
+            e.off_node,
             e.phys
         )?;
     }

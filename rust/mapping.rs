@@ -54,7 +54,9 @@ pub(crate) fn decode_pos(pos: u64) -> (u64, u64) {
 /// Only shared, non-executable windows inside the buffer are accepted; the VMA cannot grow
 /// (`VM_DONTEXPAND`), and it holds a reference to the buffer until it is closed.
 pub(crate) fn mmap(buf: Arc<Buffer>, vma: &VmaNew, first_page: u64) -> Result {
-    if vma.flags() & flags::SHARED == 0 {
+    // MAP_SHARED sets VM_MAYSHARE always, VM_SHARED only for files opened for writing: a
+    // read-only file maps PROT_READ windows (and the kernel refuses it PROT_WRITE, EACCES).
+    if vma.flags() & flags::MAYSHARE == 0 {
         return Err(EINVAL);
     }
     if vma.executable() {
@@ -163,13 +165,35 @@ unsafe extern "C" fn vma_may_split(
     0
 }
 
-/// The operations of every contigmem VMA: each VMA holds one reference to its buffer.
+/// The operations of a normal (pre-populated) VMA: each VMA holds one reference to its buffer,
+/// and a page zapped by MADV_DONTNEED is mapped again on the next touch.
 const VM_OPS: bindings::vm_operations_struct = bindings::vm_operations_struct {
     open: Some(vma_open),
     close: Some(vma_close),
+    fault: Some(vma_refault),
     // SAFETY: All other callbacks are optional and null (`None`) is a valid value for them.
     ..unsafe { core::mem::zeroed() }
 };
+
+/// Maps a page of a normal VMA again after it was zapped (MADV_DONTNEED): the same page of the
+/// buffer, as mmap mapped it.
+///
+/// # Safety
+///
+/// Called by the fault code for a VMA with [`VM_OPS`].
+unsafe extern "C" fn vma_refault(vmf: *mut bindings::vm_fault) -> bindings::vm_fault_t {
+    // SAFETY: By the safety requirements `vmf` is a fault on one of our VMAs.
+    let f = unsafe { sys::Fault::from_raw(vmf) };
+    // SAFETY: The VMA is one of ours, so its private data is the `Arc<Buffer>` pointer that
+    // `mmap` or `vma_open` stored, alive while the VMA exists.
+    let buf = unsafe { ArcBorrow::<Buffer>::from_raw(f.private().cast::<Buffer>()) };
+    let (start, _, pgoff) = f.vma_range();
+    let index = decode(pgoff).1 + ((f.address() - start) >> PAGE_SHIFT) as u64;
+    match usize::try_from(index) {
+        Ok(index) => buf.memory.refault(&f, index),
+        Err(_) => sys::fault_result::SIGBUS,
+    }
+}
 
 /// Called when a VMA is copied (fork, split by a partial munmap or mprotect, mremap): the copy
 /// takes a reference of its own.

@@ -7,7 +7,6 @@ use core::ptr::NonNull;
 
 use kernel::{
     alloc::allocator::Vmalloc,
-    bindings,
     iov::{
         IovIterDest,
         IovIterSource, //
@@ -122,8 +121,10 @@ pub(crate) struct Request {
     pub(crate) uninit: bool,
     /// Map with PMD/PUD entries on fault (PAGES, HUGE).
     pub(crate) huge_map: bool,
-    /// An online node or -1.
+    /// An online node, or -1 for the caller's local node.
     pub(crate) node: i32,
+    /// Only `node` (not -1): fail rather than fall back to another node.
+    pub(crate) strict_node: bool,
 }
 
 /// Memory owned by a buffer.
@@ -133,11 +134,13 @@ pub(crate) enum Memory {
     Pages(PageRun),
 }
 
-/// A placement in physical memory: the first PFN, the number of contiguous runs and the node.
+/// A placement in physical memory: the first PFN, the number of contiguous runs, the node of
+/// the first page and how many pages are on other nodes.
 pub(crate) struct Placement {
     pub(crate) pfn: u64,
     pub(crate) segments: u64,
     pub(crate) node: i32,
+    pub(crate) off_node: u64,
 }
 
 impl Memory {
@@ -150,13 +153,17 @@ impl Memory {
             return Err(ENOMEM);
         }
         let pages = size >> PAGE_SHIFT;
+        // Every allocator gets a real node: -1 is the caller's local node, as the kernel's own
+        // allocations prefer it (`alloc_contig_pages` cannot take NUMA_NO_NODE at all).
+        // Without `strict_node` the allocators fall back along the node's zonelist.
         let nid = if req.node < 0 {
-            bindings::NUMA_NO_NODE
+            sys::local_node()
         } else {
             req.node
         };
         let zero = sys::gfp::zero(!req.uninit);
-        let charged = sys::gfp::ALLOC | sys::gfp::ACCOUNT;
+        let place = sys::gfp::this_node(req.strict_node);
+        let charged = sys::gfp::ALLOC | sys::gfp::ACCOUNT | place;
         match req.kind {
             Kind::Kmalloc => {
                 // kmalloc memory is zeroed after the fact (unless UNINIT), kzalloc's by the
@@ -176,7 +183,7 @@ impl Memory {
                     pages,
                     order,
                     charged | zero,
-                    req.node,
+                    nid,
                 )?))
             }
             Kind::Huge => {
@@ -186,78 +193,94 @@ impl Memory {
                 Ok(Self::Pages(PageRun::alloc_contig(
                     pages,
                     align,
-                    sys::gfp::ALLOC | zero,
-                    req.node,
+                    sys::gfp::ALLOC | zero | place,
+                    nid,
                 )?))
             }
         }
     }
 
-    /// Where the memory is: first PFN, number of physically contiguous runs, node.
+    /// Where the memory is: first PFN, number of physically contiguous runs, node of the first
+    /// page and the number of pages on other nodes.
+    ///
+    /// A physically contiguous allocation (a slab object, a buddy block, an `alloc_contig_pages`
+    /// range) lies in one zone, and so on one node: the buddy allocator merges and
+    /// `alloc_contig_range` takes pages of one zone only. For those the first and the last page
+    /// are checked; vmalloc memory is checked page by page.
     pub(crate) fn placement(&self) -> Placement {
         match self {
-            Self::Slab(mem) => Placement {
-                pfn: sys::virt_to_phys(mem.ptr()) >> PAGE_SHIFT,
-                segments: 1,
-                node: self.first_nid(),
-            },
+            Self::Slab(mem) => {
+                let last = (mem.size() >> PAGE_SHIFT) - 1;
+                Placement {
+                    pfn: mem.pfn(0).unwrap_or(0),
+                    segments: 1,
+                    node: mem.nid(0).unwrap_or(-1),
+                    off_node: Self::off_node(mem.nid(0), mem.nid(last), || {
+                        (0..=last).map(|i| mem.nid(i))
+                    }),
+                }
+            }
             Self::Vmalloc(mem) => {
                 let pages = mem.size() >> PAGE_SHIFT;
+                let node = mem.nid(0).unwrap_or(-1);
                 let mut segments = 0;
+                let mut off_node = 0;
                 let mut prev = u64::MAX;
                 for i in 0..pages {
-                    let pfn = self.vmalloc_pfn(i);
+                    if i % sys::RESCHED_EVERY == sys::RESCHED_EVERY - 1 {
+                        sys::cond_resched();
+                    }
+                    let pfn = mem.pfn(i).unwrap_or(0);
                     if prev == u64::MAX || pfn != prev + 1 {
                         segments += 1;
                     }
                     prev = pfn;
+                    if mem.nid(i) != Some(node) {
+                        off_node += 1;
+                    }
                 }
                 Placement {
-                    pfn: self.vmalloc_pfn(0),
+                    pfn: mem.pfn(0).unwrap_or(0),
                     segments,
-                    node: self.first_nid(),
+                    node,
+                    off_node,
                 }
             }
-            Self::Pages(run) => Placement {
-                pfn: run.pfn(),
-                segments: 1,
-                node: run.nid(),
-            },
+            Self::Pages(run) => {
+                let last = run.count() - 1;
+                Placement {
+                    pfn: run.pfn(),
+                    segments: 1,
+                    node: run.nid(0).unwrap_or(-1),
+                    off_node: Self::off_node(run.nid(0), run.nid(last), || {
+                        (0..=last).map(|i| run.nid(i))
+                    }),
+                }
+            }
         }
     }
 
-    /// The node of the first page of a slab or vmalloc allocation.
-    fn first_nid(&self) -> i32 {
-        match self {
-            // The kernel exports no way from a direct-map address to its node; with one node
-            // the answer is known.
-            Self::Slab(_) => {
-                if bindings::MAX_NUMNODES == 1 {
-                    0
-                } else {
-                    -1
-                }
-            }
-            Self::Vmalloc(mem) => {
-                // SAFETY: `mem` is a live vmalloc allocation that outlives the borrowed page.
-                let page = unsafe { Vmalloc::to_page(mem.ptr()) };
-                page.nid()
-            }
-            Self::Pages(run) => run.nid(),
-        }
-    }
-
-    /// The PFN of page `i` of a vmalloc allocation.
-    fn vmalloc_pfn(&self, i: usize) -> u64 {
-        let Self::Vmalloc(mem) = self else {
-            return 0;
-        };
-        if i >= mem.size() >> PAGE_SHIFT {
+    /// The pages of a contiguous allocation not on its first page's node: 0 when the first and
+    /// the last page agree (see [`Memory::placement`]); counted page by page otherwise, which
+    /// would be a kernel that splits a zone between nodes.
+    fn off_node<I: Iterator<Item = Option<i32>>>(
+        first: Option<i32>,
+        last: Option<i32>,
+        all: impl FnOnce() -> I,
+    ) -> u64 {
+        if first == last {
             return 0;
         }
-        // SAFETY: `mem` is a live vmalloc allocation of `mem.size()` bytes and page `i` lies
-        // inside it (checked above), so `vmalloc_to_pfn` finds its page.
-        unsafe { bindings::vmalloc_to_pfn(mem.ptr().as_ptr().add(i << PAGE_SHIFT).cast()) as u64 }
+        let mut off = 0;
+        for (i, nid) in all().enumerate() {
+            if i % sys::RESCHED_EVERY == sys::RESCHED_EVERY - 1 {
+                sys::cond_resched();
+            }
+            if nid != first {
+                off += 1;
+            }
+        }
+        off
     }
 
     /// Maps `vma`'s length of this memory from page `first_page` into `vma`.
@@ -271,6 +294,14 @@ impl Memory {
         let first = usize::try_from(first_page).map_err(|_| EINVAL)?;
         let mixed = vma.set_mixedmap();
         for i in 0..pages {
+            if i % sys::RESCHED_EVERY == sys::RESCHED_EVERY - 1 {
+                // A 64 GiB window is 16 million inserts: yield, and stop for a task being
+                // killed (the kernel unmaps what was inserted when mmap fails).
+                sys::cond_resched();
+                if sys::fatal_signal_pending() {
+                    return Err(EINTR);
+                }
+            }
             let addr = vma.start() + (i << PAGE_SHIFT);
             let index = first.checked_add(i).ok_or(EINVAL)?;
             match self {
@@ -278,7 +309,8 @@ impl Memory {
                     if index >= mem.size() >> PAGE_SHIFT {
                         return Err(EINVAL);
                     }
-                    sys::vma::insert_mixed(mixed, addr, self.placement_pfn() + index as u64)?;
+                    let pfn = mem.pfn(index).ok_or(EINVAL)?;
+                    sys::vma::insert_mixed(mixed, addr, pfn)?;
                 }
                 Self::Vmalloc(mem) => {
                     if index >= mem.size() >> PAGE_SHIFT {
@@ -296,6 +328,33 @@ impl Memory {
             }
         }
         Ok(())
+    }
+
+    /// Maps page `index` of this memory at the faulting address of a normal VMA again, as
+    /// [`Memory::map`] did (after MADV_DONTNEED zapped it). Returns the fault code.
+    pub(crate) fn refault(&self, f: &sys::Fault, index: usize) -> u32 {
+        match self {
+            Self::Slab(mem) => match mem.pfn(index) {
+                // SAFETY: The frame is page `index` of the buffer, which the VMA holds.
+                Some(pfn) => unsafe { f.insert_mixed(pfn) },
+                None => sys::fault_result::SIGBUS,
+            },
+            Self::Vmalloc(mem) => {
+                if index >= mem.size() >> PAGE_SHIFT {
+                    return sys::fault_result::SIGBUS;
+                }
+                // SAFETY: Page `index` lies inside our live vmalloc allocation (checked above),
+                // which outlives the borrowed page.
+                let page = unsafe { Vmalloc::to_page(mem.ptr().add(index << PAGE_SHIFT)) };
+                // SAFETY: An order-0 page of the buffer, which the VMA holds.
+                unsafe { f.insert_page(&page) }
+            }
+            Self::Pages(run) => match run.page(index) {
+                // SAFETY: An order-0 page of the buffer, which the VMA holds.
+                Some(page) => unsafe { f.insert_page(&page) },
+                None => sys::fault_result::SIGBUS,
+            },
+        }
     }
 
     /// The kernel address of the memory: slab and vmalloc memory and a contiguous page run are
@@ -331,14 +390,6 @@ impl Memory {
             // object but bytes shared with user space, only ever touched through raw pointers.
             unsafe { sys::copy_from_iter(base.add(at), len, source) }
         })
-    }
-
-    /// The PFN of the first page of a slab allocation.
-    fn placement_pfn(&self) -> u64 {
-        match self {
-            Self::Slab(mem) => sys::virt_to_phys(mem.ptr()) >> PAGE_SHIFT,
-            _ => self.placement().pfn,
-        }
     }
 }
 

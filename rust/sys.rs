@@ -36,6 +36,49 @@ pub(crate) fn capable_sys_admin() -> bool {
     unsafe { bindings::capable(bindings::CAP_SYS_ADMIN as i32) }
 }
 
+// The C helpers of `helpers.c`, for static inlines of the kernel headers.
+extern "C" {
+    fn contigmem_numa_mem_id() -> core::ffi::c_int;
+    fn contigmem_pfn_to_nid(pfn: core::ffi::c_ulong) -> core::ffi::c_int;
+    fn contigmem_cond_resched();
+    fn contigmem_fatal_signal_pending() -> bool;
+}
+
+/// The local node of the calling CPU: the nearest node with memory (`numa_mem_id()`), where
+/// the kernel's own allocations for this CPU go first. The task may migrate right after; the
+/// answer is a preference, as it is for the kernel.
+pub(crate) fn local_node() -> i32 {
+    // SAFETY: `numa_mem_id` reads a per-CPU variable; any context may call it.
+    unsafe { contigmem_numa_mem_id() }
+}
+
+/// Yields the CPU if a reschedule is due, so that a long loop of the module does not hold it
+/// (a soft lockup on kernels without preemption). Must be called from a context that may sleep
+/// and holds no spinlock: the ioctls, mmap and VMA callbacks that take no lock of their own.
+pub(crate) fn cond_resched() {
+    // SAFETY: `cond_resched` may sleep; our callers are process context with no spinlock held
+    // (the function's rule, checked by `might_sleep` under DEBUG_ATOMIC_SLEEP).
+    unsafe { contigmem_cond_resched() }
+}
+
+/// Whether the current task has a fatal signal pending (it is being killed): a long loop
+/// stops with `EINTR` rather than make it wait.
+pub(crate) fn fatal_signal_pending() -> bool {
+    // SAFETY: Reads the current task's pending signals, which any process context may do.
+    unsafe { contigmem_fatal_signal_pending() }
+}
+
+/// The node of page frame `pfn`.
+///
+/// # Safety
+///
+/// `pfn` must be a page frame the caller owns (so that its `struct page` is valid and stays so).
+unsafe fn pfn_to_nid(pfn: u64) -> i32 {
+    // SAFETY: By the safety requirements the frame's `struct page` is valid; `page_to_nid` reads
+    // its flags.
+    unsafe { contigmem_pfn_to_nid(pfn as core::ffi::c_ulong) }
+}
+
 /// Whether `nid` names an online NUMA node.
 pub(crate) fn node_online(nid: i32) -> bool {
     let Ok(n) = usize::try_from(nid) else {
@@ -95,6 +138,17 @@ pub(crate) mod gfp {
         bindings::GFP_KERNEL | bindings::__GFP_NOWARN | (1 << bindings::___GFP_RETRY_MAYFAIL_BIT);
     /// Charge the caller's memory cgroup.
     pub(crate) const ACCOUNT: u32 = 1 << bindings::___GFP_ACCOUNT_BIT;
+
+    /// `__GFP_THISNODE` when `strict`: the page allocator (and kmalloc, vmalloc and
+    /// `alloc_contig_pages`, through `node_zonelist`'s no-fallback list) takes pages of the
+    /// given node only, and fails rather than fall back to another.
+    pub(crate) const fn this_node(strict: bool) -> u32 {
+        if strict {
+            1 << bindings::___GFP_THISNODE_BIT
+        } else {
+            0
+        }
+    }
 
     /// `__GFP_ZERO` when `zero`.
     pub(crate) const fn zero(zero: bool) -> u32 {
@@ -181,6 +235,29 @@ impl RawAlloc {
         self.size
     }
 
+    /// The page frame of page `i` of the allocation, `None` past its end.
+    pub(crate) fn pfn(&self, i: usize) -> Option<u64> {
+        if i >= self.size >> PAGE_SHIFT {
+            return None;
+        }
+        // SAFETY: Page `i` lies inside our live allocation (checked above).
+        let addr = unsafe { self.ptr.as_ptr().add(i << PAGE_SHIFT) };
+        Some(if self.vmalloc {
+            // SAFETY: `addr` is a mapped page of our vmalloc area, where `vmalloc_to_pfn` finds
+            // its page.
+            unsafe { bindings::vmalloc_to_pfn(addr.cast()) as u64 }
+        } else {
+            // SAFETY: `addr` is in the direct map (kmalloc memory), mapped while we own it.
+            virt_to_phys(unsafe { NonNull::new_unchecked(addr) }) >> PAGE_SHIFT
+        })
+    }
+
+    /// The NUMA node of page `i` of the allocation, `None` past its end.
+    pub(crate) fn nid(&self, i: usize) -> Option<i32> {
+        // SAFETY: The frame is one of our allocation's pages, which we own.
+        self.pfn(i).map(|pfn| unsafe { pfn_to_nid(pfn) })
+    }
+
     /// Fills the allocation with zeroes.
     pub(crate) fn zero(&mut self) {
         // SAFETY: By the type invariant `ptr` is valid for writes of `size` bytes, and `&mut
@@ -225,6 +302,9 @@ pub(crate) unsafe fn init() {
     // SAFETY: By the safety requirements this is the one call, before any use.
     unsafe { CONTIG_ALLOC.init() };
 }
+
+/// How many pages a long loop handles between two [`cond_resched`] calls.
+pub(crate) const RESCHED_EVERY: usize = 4096;
 
 /// A run of physically contiguous pages this crate owns, each with its own reference count
 /// (order-0 pages, as `split_page` and `alloc_contig_pages` leave them).
@@ -271,15 +351,15 @@ impl PageRun {
         if order > MAX_PAGE_ORDER || count == 0 || count > (1usize << order) {
             return Err(EINVAL);
         }
-        // SAFETY: `order` is at most `MAX_PAGE_ORDER` (checked above) and `gfp` is a set of GFP
-        // flags built by the caller from the kernel's constants; `nid` is an online node or -1.
-        let raw = unsafe {
-            if nid < 0 {
-                bindings::alloc_pages(gfp, order)
-            } else {
-                bindings::__alloc_pages_noprof(gfp, order, nid, core::ptr::null_mut())
-            }
-        };
+        if !node_online(nid) {
+            return Err(EINVAL);
+        }
+        // SAFETY: `order` is at most `MAX_PAGE_ORDER` (checked above), `gfp` is a set of GFP
+        // flags built by the caller from the kernel's constants, `nid` an online node (checked
+        // above: `__alloc_pages` indexes the node array with it), and a null nodemask means
+        // the zonelist's nodes.
+        let raw =
+            unsafe { bindings::__alloc_pages_noprof(gfp, order, nid, core::ptr::null_mut()) };
         let first = NonNull::new(raw).ok_or(ENOMEM)?;
         // SAFETY: `first` is the head of a fresh, non-compound block of order `order` that we own;
         // `split_page` turns it into `1 << order` order-0 pages with a reference count each.
@@ -320,9 +400,17 @@ impl PageRun {
         } else {
             rounded.checked_add(align_pages - block).ok_or(E2BIG)?
         };
+        if !node_online(nid) {
+            // `alloc_contig_pages` takes `node_zonelist(nid)`, which indexes the node array
+            // with `nid` on NUMA kernels: `NUMA_NO_NODE` (-1) reads before it (a KASAN
+            // global-out-of-bounds, then a general protection fault). Only online nodes come
+            // here.
+            return Err(EINVAL);
+        }
         // SAFETY: `total` is non-zero, `gfp` holds only flags `alloc_contig_range` accepts (the
-        // caller builds it), `nid` is an online node or `NUMA_NO_NODE`, and a null nodemask
-        // means any node.
+        // caller builds it; `__GFP_THISNODE` picks the node's no-fallback zonelist and is then
+        // ignored), `nid` is an online node (checked above), and a null nodemask means the
+        // zonelist's nodes.
         let raw =
             unsafe { bindings::alloc_contig_pages_noprof(total, gfp, nid, core::ptr::null_mut()) };
         let base = NonNull::new(raw).ok_or(ENOMEM)?;
@@ -383,16 +471,29 @@ impl PageRun {
         }
     }
 
-    /// The NUMA node of the first page.
-    pub(crate) fn nid(&self) -> i32 {
-        // SAFETY: By the type invariant `first` is a valid page we own.
-        unsafe { bindings::page_to_nid(self.first.as_ptr()) }
+    /// The NUMA node of page `i`, `None` past the end.
+    pub(crate) fn nid(&self, i: usize) -> Option<i32> {
+        if i >= self.count {
+            return None;
+        }
+        // SAFETY: Page `i` lies inside the run (checked above), whose pages we own.
+        Some(unsafe { bindings::page_to_nid(self.first.as_ptr().add(i)) })
+    }
+
+    /// The number of pages.
+    pub(crate) fn count(&self) -> usize {
+        self.count
     }
 }
 
 impl Drop for PageRun {
     fn drop(&mut self) {
         for i in 0..self.count {
+            if i % RESCHED_EVERY == RESCHED_EVERY - 1 {
+                // A 64 GiB run is 16 million pages; the last reference to a buffer is dropped
+                // in process context (FREE, close, munmap) without a spinlock held.
+                cond_resched();
+            }
             // SAFETY: By the type invariant page `i` is an order-0 page whose reference we own;
             // no VMA maps it any more (each VMA holds the buffer that owns this run).
             unsafe { bindings::__free_pages(self.first.as_ptr().add(i), 0) };
@@ -642,6 +743,46 @@ impl Fault {
     pub(crate) fn write(&self) -> bool {
         // SAFETY: By the type invariant `vmf` is valid.
         unsafe { (*self.vmf).flags & bindings::fault_flag_FAULT_FLAG_WRITE != 0 }
+    }
+
+    /// Maps `page` at the faulting address of a normal (`VM_MIXEDMAP`) VMA as a refcounted
+    /// page, as the VMA's mmap did before it was zapped (MADV_DONTNEED). A page another thread
+    /// mapped first is a success.
+    ///
+    /// # Safety
+    ///
+    /// The VMA must be a mixed map, and `page` an order-0 page of memory that outlives it (the
+    /// VMA holds its buffer), at the faulting address's place in the buffer.
+    pub(crate) unsafe fn insert_page(&self, page: &kernel::page::Page) -> u32 {
+        let addr = self.address() & !(PAGE_SIZE as usize - 1);
+        // SAFETY: The VMA is a valid mixed map (safety requirements) and the fault code holds
+        // its lock, which is what `vm_insert_page` needs when `VM_MIXEDMAP` is already set (it
+        // then leaves the flags alone); `addr` lies in the VMA (it faulted there).
+        let ret = unsafe { bindings::vm_insert_page(self.vma(), addr, page.as_ptr()) };
+        Self::inserted(ret)
+    }
+
+    /// Maps page frame `pfn` at the faulting address of a normal VMA as a special PTE, for slab
+    /// memory, as [`vma::insert_mixed`] did at mmap time.
+    ///
+    /// # Safety
+    ///
+    /// As for [`Fault::insert_page`], for the frame `pfn`.
+    pub(crate) unsafe fn insert_mixed(&self, pfn: u64) -> u32 {
+        let addr = self.address() & !(PAGE_SIZE as usize - 1);
+        // SAFETY: As in `insert_page`; `vmf_insert_mixed` returns a fault code itself.
+        unsafe { bindings::vmf_insert_mixed(self.vma(), addr, pfn as usize) }
+    }
+
+    /// The fault code for an errno of an insert.
+    fn inserted(ret: core::ffi::c_int) -> u32 {
+        match ret {
+            0 => bindings::vm_fault_reason_VM_FAULT_NOPAGE,
+            // Another thread's fault mapped it first.
+            r if r == -(bindings::EBUSY as i32) => bindings::vm_fault_reason_VM_FAULT_NOPAGE,
+            r if r == -(bindings::ENOMEM as i32) => bindings::vm_fault_reason_VM_FAULT_OOM,
+            _ => fault_result::SIGBUS,
+        }
     }
 
     /// Maps `1 << order` pages from `pfn` at the (aligned) faulting address: a PTE (order 0),

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # SPDX-License-Identifier: GPL-2.0
 # Host test (TAP): the developer tools. `make rust-analyzer` writes a valid rust-project.json
-# with rust/contigmem.rs as a crate root that depends on the kernel crate; `make examples`
+# with rust/contigmem_main.rs as a crate root that depends on the kernel crate; `make examples`
 # builds the C example as a static binary with -Werror. Knobs: KDIR (default: the cached test
 # kernel).
 set -uo pipefail
@@ -13,7 +13,7 @@ json=$tmp/rust-project.json
 
 out=$(make -s -C "$repo" rust-analyzer KDIR="$kdir" MO="$tmp/mo" OUT="$json" 2>&1)
 ok "make rust-analyzer succeeds" $? "$out"
-out=$(python3 - "$json" "$repo/rust/contigmem.rs" 2>&1 <<'PY'
+out=$(python3 - "$json" "$repo/rust/contigmem_main.rs" 2>&1 <<'PY'
 import json, sys
 crates = json.load(open(sys.argv[1]))["crates"]
 names = [c.get("display_name") for c in crates]
@@ -23,7 +23,7 @@ deps = {names[d["crate"]] for d in ours[0]["deps"]}
 assert "kernel" in deps, f"contigmem's deps lack kernel: {sorted(deps)}"
 PY
 )
-ok "rust-project.json is valid JSON with rust/contigmem.rs as a crate root using kernel" $? "$out"
+ok "rust-project.json is valid JSON with rust/contigmem_main.rs as a crate root using kernel" $? "$out"
 
 bin=$repo/out/examples/contigmem-example
 out=$(make -s -C "$repo" examples 2>&1)

@@ -46,13 +46,22 @@ enum contigmem_kind {
  * page: no faults at all, and usable by get_user_pages.
  */
 #define CONTIGMEM_ALLOC_HUGE_MAP	(1U << 1)
-#define CONTIGMEM_ALLOC_FLAGS	(CONTIGMEM_ALLOC_UNINIT | CONTIGMEM_ALLOC_HUGE_MAP)
+/*
+ * Allocate on contigmem_alloc.node only (a node >= 0): ENOMEM rather than memory of another node.
+ * Without it the node is a preference, and -1 the local node of the calling CPU; either falls
+ * back to other nodes. Modules without this flag refuse it with EINVAL;
+ * contigmem_version.alloc_flags lists the flags a module knows.
+ */
+#define CONTIGMEM_ALLOC_STRICT_NODE	(1U << 2)
+#define CONTIGMEM_ALLOC_FLAGS	(CONTIGMEM_ALLOC_UNINIT | CONTIGMEM_ALLOC_HUGE_MAP | \
+				 CONTIGMEM_ALLOC_STRICT_NODE)
 
 /* contigmem_info.flags */
 #define CONTIGMEM_INFO_CONTIGUOUS	(1U << 0)	/* physically contiguous */
 #define CONTIGMEM_INFO_UNINIT		(1U << 1)	/* allocated with CONTIGMEM_ALLOC_UNINIT */
 #define CONTIGMEM_INFO_HUGE_MAP		(1U << 2)	/* allocated with CONTIGMEM_ALLOC_HUGE_MAP */
 #define CONTIGMEM_INFO_PINNABLE		(1U << 3)	/* mappings work with get_user_pages */
+#define CONTIGMEM_INFO_STRICT_NODE	(1U << 4)	/* allocated with CONTIGMEM_ALLOC_STRICT_NODE */
 
 struct contigmem_version {
 	__u32 abi_version;		/* out: CONTIGMEM_ABI_VERSION */
@@ -63,14 +72,16 @@ struct contigmem_version {
 	__u64 max_file_bytes;		/* out: the cap on live bytes per open file */
 	__u64 live_bytes;		/* out: bytes held by all buffers, freed-but-mapped included */
 	__u64 live_buffers;		/* out: buffers whose memory is still held */
-	__u64 reserved[2];		/* out: zero */
+	__u32 alloc_flags;		/* out: the CONTIGMEM_ALLOC_* flags this module knows */
+	__u32 reserved0;		/* out: zero */
+	__u64 reserved[1];		/* out: zero */
 };
 
 struct contigmem_alloc {
 	__u64 size;		/* in: bytes, rounded up to whole pages */
 	__u32 kind;		/* in: enum contigmem_kind */
 	__u32 flags;		/* in: CONTIGMEM_ALLOC_* */
-	__s32 node;		/* in: NUMA node, or -1 for any */
+	__s32 node;		/* in: NUMA node, or -1 for the local node (see STRICT_NODE) */
 	__u32 reserved0;	/* in: zero */
 	__u64 align;		/* in: 0, or a power of two >= page size (PAGES, HUGE only) */
 	__u64 reserved1[2];	/* in: zero */
@@ -98,7 +109,8 @@ struct contigmem_info {
 	__u64 mappings;		/* out: number of live user mappings (VMAs) */
 	__s32 node;		/* out: NUMA node of the first page */
 	__u32 reserved0;	/* out: zero */
-	__u64 reserved[3];	/* out: zero */
+	__u64 off_node_pages;	/* out: pages of the buffer not on that node (0: all on it) */
+	__u64 reserved[2];	/* out: zero */
 };
 
 #define CONTIGMEM_IOC_MAGIC	0xCD

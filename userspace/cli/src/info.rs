@@ -5,6 +5,7 @@
 use std::path::Path;
 
 use contigmem::debugfs::{self, KindStats};
+use contigmem::numa::{self, Node};
 use contigmem::{format_size, DebugfsCause, Device, Error, Kind, Version};
 use serde::Serialize;
 
@@ -29,6 +30,10 @@ struct Info {
     stats: Option<Vec<KindStats>>,
     /// Why the counters could not be read.
     stats_error: Option<String>,
+    /// The online NUMA nodes and their memory.
+    nodes: Option<Vec<Node>>,
+    /// Why the nodes could not be read.
+    nodes_error: Option<String>,
 }
 
 pub fn run(device: &str, out: Output) -> Result<(), Error> {
@@ -39,6 +44,7 @@ pub fn run(device: &str, out: Output) -> Result<(), Error> {
     let dev = Device::open_path(device);
     let version = dev.as_ref().map_err(Clone::clone).and_then(Device::version);
     let stats = debugfs::stats();
+    let nodes = numa::nodes();
     let report = Info {
         device: device.to_string(),
         kernel: uname.release().to_string_lossy().into_owned(),
@@ -56,6 +62,8 @@ pub fn run(device: &str, out: Output) -> Result<(), Error> {
             } => "debugfs not readable: run as root".to_string(),
             e => format!("debugfs not readable: {e}"),
         }),
+        nodes: nodes.as_ref().ok().cloned(),
+        nodes_error: nodes.as_ref().err().map(ToString::to_string),
     };
     if out.json {
         out.print_json(&report);
@@ -100,6 +108,31 @@ fn print_human(report: &Info) {
     if let Some(why) = &report.stats_error {
         println!("live bytes, allocations, failures per kind: ({why})");
     }
+    println!();
+    match (&report.nodes, &report.nodes_error) {
+        (Some(nodes), _) => print!("{}", node_table(nodes)),
+        (None, Some(why)) => println!("NUMA nodes: ({why})"),
+        (None, None) => {}
+    }
+}
+
+/// One row per online NUMA node: its memory and how much of it is free.
+fn node_table(nodes: &[Node]) -> Table {
+    let mut table = Table::new(&["NODE", "MEMORY", "FREE", "CPUS"]);
+    for node in nodes {
+        let cpus: Vec<String> = node.cpus.iter().map(ToString::to_string).collect();
+        table.row(vec![
+            node.id.to_string(),
+            format_size(node.mem_total),
+            format_size(node.mem_free),
+            if cpus.is_empty() {
+                "-".into()
+            } else {
+                cpus.join(",")
+            },
+        ]);
+    }
+    table
 }
 
 /// One row per kind: what VERSION says, and the debugfs counters when there are some.
@@ -147,7 +180,30 @@ mod tests {
             max_file_bytes: 3 << 30,
             live_bytes: 0,
             live_buffers: 0,
+            alloc_flags: contigmem::abi::ALLOC_FLAGS,
         }
+    }
+
+    #[test]
+    fn the_node_table_lists_each_node() {
+        let nodes = [
+            Node {
+                id: 0,
+                mem_total: 2 << 30,
+                mem_free: 1 << 30,
+                cpus: vec![0],
+            },
+            Node {
+                id: 1,
+                mem_total: 2 << 30,
+                mem_free: 3 << 29,
+                cpus: vec![],
+            },
+        ];
+        assert_eq!(
+            node_table(&nodes).to_string(),
+            "NODE  MEMORY  FREE   CPUS\n0     2G      1G     0\n1     2G      1.50G  -\n"
+        );
     }
 
     #[test]

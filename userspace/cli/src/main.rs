@@ -63,6 +63,7 @@ enum Command {
     #[command(after_help = "Sizes take K, M, G suffixes (powers of 1024).\n\n\
         Examples:\n  contigmem alloc --kind huge --size 1G\n  \
         contigmem alloc --kind pages --size 2M --align 2M --hold 60\n  \
+        contigmem alloc --kind vmalloc --size 256M --node 1 --strict-node\n  \
         contigmem alloc --kind kmalloc --size 64K --uninit --json")]
     Alloc {
         /// The allocator.
@@ -74,9 +75,12 @@ enum Command {
         /// Do not zero the memory (root only).
         #[arg(long)]
         uninit: bool,
-        /// Allocate on this NUMA node.
+        /// Prefer this NUMA node (default: the local node of the CPU the call runs on).
         #[arg(long)]
         node: Option<u32>,
+        /// Allocate on --node only: fail (ENOMEM) rather than take another node's memory.
+        #[arg(long, requires = "node")]
+        strict_node: bool,
         /// Physical alignment: a power of two >= the page size (pages and huge only).
         #[arg(long, value_parser = parse_size)]
         align: Option<u64>,
@@ -138,6 +142,7 @@ fn run(cli: &Cli) -> Result<bool, contigmem::Error> {
             size,
             uninit,
             node,
+            strict_node,
             align,
             hold,
         } => {
@@ -147,6 +152,7 @@ fn run(cli: &Cli) -> Result<bool, contigmem::Error> {
                 options: AllocOptions::new()
                     .uninit(uninit)
                     .node(node)
+                    .strict_node(strict_node)
                     .align(align.unwrap_or(0)),
                 hold,
             };
@@ -206,6 +212,21 @@ mod tests {
         assert!(
             Cli::try_parse_from(["contigmem", "alloc", "--kind", "pages", "--size", "1Q"]).is_err()
         );
+    }
+
+    #[test]
+    fn strict_node_needs_a_node() {
+        let base = ["contigmem", "alloc", "--kind", "pages", "--size", "4K"];
+        let with = |extra: &[&'static str]| {
+            Cli::try_parse_from(base.iter().chain(extra).copied().collect::<Vec<_>>())
+        };
+        assert!(with(&["--strict-node"]).is_err());
+        match with(&["--node", "1", "--strict-node"]).map(|c| c.command) {
+            Ok(Command::Alloc {
+                node, strict_node, ..
+            }) => assert_eq!((node, strict_node), (Some(1), true)),
+            _ => panic!("--node 1 --strict-node did not parse as alloc"),
+        }
     }
 
     #[test]

@@ -293,6 +293,8 @@ mod tests {
                 segments,
                 mappings: 1,
                 node: 0,
+                off_node_pages: 0,
+                strict_node: false,
             },
             was_zero: true,
             pattern_error: None,

@@ -179,6 +179,10 @@ pub struct BufferInfo {
     pub mappings: u64,
     /// The NUMA node of its first page.
     pub node: i32,
+    /// Pages on other nodes than [`BufferInfo::node`] (0: the whole buffer is on it).
+    pub off_node_pages: u64,
+    /// Whether it was allocated on its node only ([`crate::AllocOptions::strict_node`]).
+    pub strict_node: bool,
 }
 
 impl BufferInfo {
@@ -199,6 +203,8 @@ impl BufferInfo {
             segments: raw.segments,
             mappings: raw.mappings,
             node: raw.node,
+            off_node_pages: raw.off_node_pages,
+            strict_node: raw.flags & abi::INFO_STRICT_NODE != 0,
         })
     }
 }
@@ -212,16 +218,18 @@ mod tests {
         let raw = abi::Info {
             id: 3,
             kind: abi::KIND_PAGES,
-            flags: abi::INFO_CONTIGUOUS,
+            flags: abi::INFO_CONTIGUOUS | abi::INFO_STRICT_NODE,
             size: 8192,
             segments: 1,
             mappings: 2,
-            node: 0,
+            node: 1,
+            off_node_pages: 5,
             ..Default::default()
         };
         let info = BufferInfo::from_abi(&raw).expect("valid info");
         assert_eq!(info.kind, Kind::Pages);
-        assert!(info.contiguous && !info.uninit);
+        assert!(info.contiguous && !info.uninit && info.strict_node);
+        assert_eq!((info.node, info.off_node_pages), (1, 5));
         assert_eq!((info.size, info.segments, info.mappings), (8192, 1, 2));
         let bad = abi::Info { kind: 9, ..raw };
         assert!(matches!(BufferInfo::from_abi(&bad), Err(Error::Abi { .. })));

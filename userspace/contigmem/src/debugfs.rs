@@ -51,6 +51,8 @@ pub struct BufferEntry {
     pub mappings: u64,
     /// The NUMA node of its first page.
     pub node: i32,
+    /// Pages on other nodes than `node`.
+    pub off_node: u64,
     /// The physical address of its first byte.
     pub phys: u64,
 }
@@ -69,7 +71,7 @@ pub struct KindStats {
 }
 
 /// The columns of `buffers`, in the order the module writes them.
-const BUFFER_COLUMNS: [&str; 9] = [
+const BUFFER_COLUMNS: [&str; 10] = [
     "id",
     "pid",
     "kind",
@@ -78,6 +80,7 @@ const BUFFER_COLUMNS: [&str; 9] = [
     "segments",
     "mappings",
     "node",
+    "off_node",
     "phys",
 ];
 
@@ -106,7 +109,8 @@ pub fn buffers_from_str(text: &str) -> Result<Vec<BufferEntry>> {
             segments: row.get(5)?,
             mappings: row.get(6)?,
             node: row.get(7)?,
-            phys: row.hex(8)?,
+            off_node: row.get(8)?,
+            phys: row.hex(9)?,
         })
     })
 }
@@ -266,10 +270,10 @@ fn parse<T>(
 mod tests {
     use super::*;
 
-    const BUFFERS: &str = "id pid kind size contiguous segments mappings node phys\n\
-        7 123 huge 67108864 1 1 2 0 0x108000000\n\
-        9 123 vmalloc 8192 0 2 0 0 0x4a2c000\n\
-        12 456 kmalloc 4096 1 1 1 -1 0x0\n";
+    const BUFFERS: &str = "id pid kind size contiguous segments mappings node off_node phys\n\
+        7 123 huge 67108864 1 1 2 0 0 0x108000000\n\
+        9 123 vmalloc 8192 0 2 0 0 1 0x4a2c000\n\
+        12 456 kmalloc 4096 1 1 1 -1 0 0x0\n";
 
     const STATS: &str = "kind live_bytes allocs failures\n\
         kmalloc 4096 3 0\n\
@@ -293,6 +297,7 @@ mod tests {
                 segments: 1,
                 mappings: 2,
                 node: 0,
+                off_node: 0,
                 phys: 0x1_0800_0000,
             }
         );
@@ -358,13 +363,14 @@ mod tests {
     #[test]
     fn a_garbage_line_is_an_error_naming_it() {
         let cases = [
-            ("7 123 huge 67108864 1 1 2 0", "8 fields, expected 9"),
-            ("7 123 slab 4096 1 1 0 0 0x0", "unknown kind \"slab\""),
-            ("7 123 huge lots 1 1 0 0 0x0", "field 3 \"lots\""),
-            ("7 123 huge 4096 yes 1 0 0 0x0", "expected 0 or 1"),
-            ("7 123 huge 4096 1 1 0 0 1000", "expected a hex number"),
-            ("7 123 huge 4096 1 1 0 0 0xzz", "field 8 \"0xzz\""),
-            ("7 -1 huge 4096 1 1 0 0 0x0", "field 1 \"-1\""),
+            ("7 123 huge 67108864 1 1 2 0 0", "9 fields, expected 10"),
+            ("7 123 slab 4096 1 1 0 0 0 0x0", "unknown kind \"slab\""),
+            ("7 123 huge lots 1 1 0 0 0 0x0", "field 3 \"lots\""),
+            ("7 123 huge 4096 yes 1 0 0 0 0x0", "expected 0 or 1"),
+            ("7 123 huge 4096 1 1 0 0 0 1000", "expected a hex number"),
+            ("7 123 huge 4096 1 1 0 0 0 0xzz", "field 9 \"0xzz\""),
+            ("7 -1 huge 4096 1 1 0 0 0 0x0", "field 1 \"-1\""),
+            ("7 123 huge 4096 1 1 0 0 -3 0x0", "field 8 \"-3\""),
         ];
         for (line, why) in cases {
             let text = format!("{}{line}\n", BUFFERS);
@@ -391,7 +397,7 @@ mod tests {
         assert_eq!(
             json,
             "{\"id\":7,\"pid\":123,\"kind\":\"huge\",\"size\":67108864,\"contiguous\":true,\
-             \"segments\":1,\"mappings\":2,\"node\":0,\"phys\":4429185024}"
+             \"segments\":1,\"mappings\":2,\"node\":0,\"off_node\":0,\"phys\":4429185024}"
         );
     }
 }

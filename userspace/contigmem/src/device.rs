@@ -37,6 +37,9 @@ pub struct Version {
     pub live_bytes: u64,
     /// Buffers whose memory is held now.
     pub live_buffers: u64,
+    /// The `CONTIGMEM_ALLOC_*` flags the module knows (0 from modules older than the field,
+    /// which know only `UNINIT` and `HUGE_MAP`).
+    pub alloc_flags: u32,
 }
 
 impl Version {
@@ -58,7 +61,13 @@ impl Version {
             max_file_bytes: raw.max_file_bytes,
             live_bytes: raw.live_bytes,
             live_buffers: raw.live_buffers,
+            alloc_flags: raw.alloc_flags,
         }
+    }
+
+    /// Whether the module takes [`AllocOptions::strict_node`].
+    pub fn has_strict_node(&self) -> bool {
+        self.alloc_flags & abi::ALLOC_STRICT_NODE != 0
     }
 
     /// Whether this library speaks the module's ABI.
@@ -82,8 +91,12 @@ impl Version {
 pub struct AllocOptions {
     /// Do not zero the memory (`CONTIGMEM_ALLOC_UNINIT`, `CAP_SYS_ADMIN` only).
     pub uninit: bool,
-    /// The NUMA node to allocate on; `None` for any.
+    /// The NUMA node to allocate on; `None` for the local node of the calling CPU. Either is a
+    /// preference (the kernel falls back to other nodes) unless `strict_node` is set.
     pub node: Option<u32>,
+    /// Allocate on `node` only (`CONTIGMEM_ALLOC_STRICT_NODE`): ENOMEM rather than memory of
+    /// another node. Needs a `node`.
+    pub strict_node: bool,
     /// The physical alignment in bytes (a power of two >= the page size, pages and huge only);
     /// 0 for the kind's natural alignment.
     pub align: u64,
@@ -111,6 +124,12 @@ impl AllocOptions {
         self
     }
 
+    /// Sets [`AllocOptions::strict_node`].
+    pub fn strict_node(mut self, strict: bool) -> Self {
+        self.strict_node = strict;
+        self
+    }
+
     /// Sets [`AllocOptions::huge_map`].
     pub fn huge_map(mut self, huge_map: bool) -> Self {
         self.huge_map = huge_map;
@@ -135,6 +154,11 @@ impl AllocOptions {
             flags: if self.uninit { abi::ALLOC_UNINIT } else { 0 }
                 | if self.huge_map {
                     abi::ALLOC_HUGE_MAP
+                } else {
+                    0
+                }
+                | if self.strict_node {
+                    abi::ALLOC_STRICT_NODE
                 } else {
                     0
                 },
@@ -374,6 +398,12 @@ mod tests {
         assert_eq!(raw.kind, abi::KIND_PAGES);
         assert_eq!(raw.flags, abi::ALLOC_UNINIT);
         assert_eq!(raw.node, 1);
+        let strict = AllocOptions::new()
+            .node(Some(1))
+            .strict_node(true)
+            .to_abi(Kind::Vmalloc, 4096)
+            .expect("valid options");
+        assert_eq!((strict.flags, strict.node), (abi::ALLOC_STRICT_NODE, 1));
         assert_eq!(raw.align, 1 << 21);
         let any = AllocOptions::new().to_abi(Kind::Huge, 1).expect("defaults");
         assert_eq!(

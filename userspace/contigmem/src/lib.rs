@@ -25,6 +25,7 @@ mod device;
 mod error;
 mod kind;
 mod mapping;
+pub mod numa;
 pub mod pagemap;
 pub mod pattern;
 mod size;

@@ -112,7 +112,7 @@ fn facts() -> Facts {
     structs!(f,
         "contigmem_version" => abi::Version {
             abi_version, kinds, page_size, max_size, max_total_bytes, max_file_bytes,
-            live_bytes, live_buffers, reserved,
+            live_bytes, live_buffers, alloc_flags, reserved0, reserved,
         },
         "contigmem_alloc" => abi::Alloc {
             size, kind, flags, node, reserved0, align, reserved1, id, mmap_offset,
@@ -121,7 +121,7 @@ fn facts() -> Facts {
         "contigmem_free" => abi::Free { id, reserved },
         "contigmem_info" => abi::Info {
             id, kind, flags, size, mmap_offset, phys_addr, segments, mappings, node,
-            reserved0, reserved,
+            reserved0, off_node_pages, reserved,
         },
     );
     constants!(f,
@@ -134,9 +134,14 @@ fn facts() -> Facts {
         CONTIGMEM_KIND_COUNT => abi::KIND_COUNT,
         CONTIGMEM_KINDS_MAX => abi::KINDS_MAX as u64,
         CONTIGMEM_ALLOC_UNINIT => abi::ALLOC_UNINIT,
+        CONTIGMEM_ALLOC_HUGE_MAP => abi::ALLOC_HUGE_MAP,
+        CONTIGMEM_ALLOC_STRICT_NODE => abi::ALLOC_STRICT_NODE,
         CONTIGMEM_ALLOC_FLAGS => abi::ALLOC_FLAGS,
         CONTIGMEM_INFO_CONTIGUOUS => abi::INFO_CONTIGUOUS,
         CONTIGMEM_INFO_UNINIT => abi::INFO_UNINIT,
+        CONTIGMEM_INFO_HUGE_MAP => abi::INFO_HUGE_MAP,
+        CONTIGMEM_INFO_PINNABLE => abi::INFO_PINNABLE,
+        CONTIGMEM_INFO_STRICT_NODE => abi::INFO_STRICT_NODE,
         CONTIGMEM_IOC_MAGIC => abi::IOC_MAGIC,
         CONTIGMEM_IOC_VERSION => abi::IOC_VERSION,
         CONTIGMEM_IOC_ALLOC => abi::IOC_ALLOC,
@@ -246,9 +251,14 @@ fn a_changed_header_is_noticed() {
             "const CONTIGMEM_IOC_FREE",
         ),
         (
-            "__u64 reserved[3];",
-            "__u64 reserved[4];",
+            "__u64 off_node_pages;",
+            "__u32 off_node_pages;",
             "sizeof contigmem_info",
+        ),
+        (
+            "CONTIGMEM_ALLOC_STRICT_NODE\t(1U << 2)",
+            "CONTIGMEM_ALLOC_STRICT_NODE\t(1U << 3)",
+            "const CONTIGMEM_ALLOC_STRICT_NODE",
         ),
         (
             "CONTIGMEM_KIND_HUGE = 4",

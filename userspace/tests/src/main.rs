@@ -12,6 +12,7 @@ mod exhaust;
 mod faults;
 mod hugemap;
 mod lifetime;
+mod numa;
 mod privilege;
 mod rw;
 mod sys;
@@ -108,6 +109,7 @@ fn main() {
     hugemap::register(&mut tap);
     rw::register(&mut tap);
     errors::register(&mut tap, &version);
+    numa::register(&mut tap);
     // Fault injection and exhaustion change the machine's state (injectors, module caps): they
     // run only when asked for by name (`contigmem-tests 'fault injection'`, `... exhaust`).
     if std::env::args().nth(1).is_some() {

@@ -399,6 +399,9 @@ fn alloc_errors(env: &Env, a: &abi::Alloc) -> Vec<Errno> {
             errs.push(Errno::INVAL);
         }
     }
+    if a.flags & abi::ALLOC_STRICT_NODE != 0 && a.node == -1 {
+        errs.push(Errno::INVAL);
+    }
     if a.flags & abi::ALLOC_UNINIT != 0 && !env.privileged {
         errs.push(Errno::PERM);
     }
@@ -813,6 +816,23 @@ impl<'e> Model<'e> {
                 format!("{:#x}", got.phys),
             ));
         }
+        if a.flags & abi::ALLOC_STRICT_NODE != 0 {
+            // A strict buffer is wholly on its node, or the ALLOC must have failed.
+            let info = self
+                .dev
+                .info(got.id)
+                .map_err(|e| Failure::new(op, "INFO of the new buffer", e.to_string()))?;
+            if info.node != a.node || info.off_node_pages != 0 || !info.strict_node {
+                return Err(Failure::new(
+                    op,
+                    format!("INFO: strict, node {}, no page elsewhere", a.node),
+                    format!(
+                        "strict {}, node {}, {} pages elsewhere",
+                        info.strict_node, info.node, info.off_node_pages
+                    ),
+                ));
+            }
+        }
         self.highest_id = got.id;
         let uninit = a.flags & abi::ALLOC_UNINIT != 0;
         let state = if uninit {
@@ -842,23 +862,35 @@ impl<'e> Model<'e> {
         let kind_max = self.env.version.max_size(kind).unwrap_or(0);
         let size = self.random_size(rng, kind_max);
         let uninit = rng.one_in(6);
+        // Any online node about half the time (the local one otherwise), now and then an
+        // offline one; strict now and then, also with no node (EINVAL).
         let node = match rng.below(10) {
-            0 => Some(0),
-            1 => Some(rng.range(1, 8) as u32),
+            0..=3 => Some(self.env.nodes[rng.index(self.env.nodes.len())] as u32),
+            4 => Some(rng.range(1, 8) as u32),
             _ => None,
         };
+        let strict_node = rng.one_in(4);
         let align = self.random_align(rng);
         let req = abi::Alloc {
             size,
             kind: kind.raw(),
-            flags: if uninit { abi::ALLOC_UNINIT } else { 0 },
+            flags: if uninit { abi::ALLOC_UNINIT } else { 0 }
+                | if strict_node {
+                    abi::ALLOC_STRICT_NODE
+                } else {
+                    0
+                },
             node: node.map_or(-1, |n| n as i32),
             align,
             ..Default::default()
         };
         let op = describe_alloc("ALLOC", &req);
         let allowed = Allowed::unless(alloc_errors(self.env, &req), &[Errno::NOSPC, Errno::NOMEM]);
-        let options = AllocOptions::new().uninit(uninit).node(node).align(align);
+        let options = AllocOptions::new()
+            .uninit(uninit)
+            .node(node)
+            .strict_node(strict_node)
+            .align(align);
         let res = self
             .dev
             .alloc_with(kind, size, &options)
@@ -895,6 +927,7 @@ impl<'e> Model<'e> {
             flags: match rng.below(8) {
                 0 => abi::ALLOC_UNINIT,
                 1 => 1 << rng.range(1, 32),
+                3 => abi::ALLOC_STRICT_NODE,
                 2 => rng.next() as u32,
                 _ => 0,
             },
