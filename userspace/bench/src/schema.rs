@@ -24,6 +24,10 @@ pub struct Report {
     pub transfer: Vec<Transfer>,
     /// One mapping of a buffer vs one mapping per 4 KiB page.
     pub one_vs_many: Vec<OneVsMany>,
+    /// Per NUMA node: the largest contiguous block and the allocation latency from one CPU
+    /// (absent from reports made before the field).
+    #[serde(default)]
+    pub numa: Vec<NodePoint>,
 }
 
 /// Where and how the run was made.
@@ -148,4 +152,24 @@ pub struct OneVsMany {
     pub touch_ns: u64,
     pub unmap_ns: u64,
     pub faults: u64,
+}
+
+/// One NUMA node, measured from one CPU (`cpu`, on node `cpu_node`). TCG does not model NUMA
+/// latency: only the sizes and the counts mean anything under it.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+pub struct NodePoint {
+    pub node: u32,
+    /// The node's memory (`MemTotal` of the node), bytes.
+    pub mem_bytes: u64,
+    /// The CPU the allocations ran on, and its node.
+    pub cpu: u32,
+    pub cpu_node: u32,
+    /// The largest HUGE buffer allocated strictly on the node (doubling from 4 MiB, then
+    /// halving steps down to 4 MiB between the last success and the first failure).
+    pub largest_huge: u64,
+    /// Median in-kernel time of strict allocations on the node: 4 MiB PAGES and 64 MiB HUGE
+    /// (0 when none succeeded).
+    pub pages_4m_ns: u64,
+    pub huge_64m_ns: u64,
+    pub samples: u32,
 }

@@ -221,8 +221,19 @@ impl Device {
 
     /// Opens the device at `path`.
     pub fn open_path(path: impl AsRef<Path>) -> Result<Self> {
+        Self::open_mode(path, OFlags::RDWR)
+    }
+
+    /// Opens the device at `path` read-only: such a file may allocate, free and query buffers
+    /// and map them `PROT_READ` only (the kernel refuses `PROT_WRITE` with EACCES and `write`
+    /// with EBADF).
+    pub fn open_read_only(path: impl AsRef<Path>) -> Result<Self> {
+        Self::open_mode(path, OFlags::RDONLY)
+    }
+
+    fn open_mode(path: impl AsRef<Path>, mode: OFlags) -> Result<Self> {
         let path = path.as_ref().to_path_buf();
-        let fd = rustix::fs::open(&path, OFlags::RDWR | OFlags::CLOEXEC, Mode::empty())
+        let fd = rustix::fs::open(&path, mode | OFlags::CLOEXEC, Mode::empty())
             .map_err(|errno| Error::open(&path, errno))?;
         Ok(Self {
             fd,

@@ -10,6 +10,7 @@ mod debugfs;
 mod errors;
 mod exhaust;
 mod faults;
+mod hardening;
 mod hugemap;
 mod lifetime;
 mod numa;
@@ -110,6 +111,7 @@ fn main() {
     rw::register(&mut tap);
     errors::register(&mut tap, &version);
     numa::register(&mut tap);
+    hardening::register(&mut tap);
     // Fault injection and exhaustion change the machine's state (injectors, module caps): they
     // run only when asked for by name (`contigmem-tests 'fault injection'`, `... exhaust`).
     if std::env::args().nth(1).is_some() {

@@ -116,8 +116,9 @@ fn info_agrees(
 fn pin(cpu: Option<u32>) -> Result<(), Fail> {
     // SAFETY: `cpu_set_t` is plain data; zeroed is the empty set.
     let mut set: libc::cpu_set_t = unsafe { std::mem::zeroed() };
-    let cpus = std::thread::available_parallelism().map_or(1, |n| n.get());
-    for c in 0..cpus {
+    // Every CPU the set can name: the kernel keeps those online (`available_parallelism`
+    // would count only the CPUs of the current, perhaps pinned, mask).
+    for c in 0..libc::CPU_SETSIZE as usize {
         if cpu.map_or(true, |want| want as usize == c) {
             // SAFETY: `c` is below CPU_SETSIZE (the guest has a few CPUs).
             unsafe { libc::CPU_SET(c, &mut set) };

@@ -191,3 +191,41 @@ mod tests {
         assert_eq!(result, Err("parent failed".into()));
     }
 }
+
+/// `madvise(MADV_DONTNEED)` over all of `mem`.
+pub fn dontneed(mem: &[u8]) -> Result<(), Errno> {
+    // SAFETY: `mem` is a mapping of ours; MADV_DONTNEED on a shared file mapping only drops its
+    // page-table entries, and the next access maps the file's pages again, so every reference
+    // into it stays valid.
+    let rc = unsafe {
+        libc::madvise(
+            mem.as_ptr() as *mut libc::c_void,
+            mem.len(),
+            libc::MADV_DONTNEED,
+        )
+    };
+    if rc == 0 {
+        Ok(())
+    } else {
+        Err(Errno::from_io_error(&std::io::Error::last_os_error()).unwrap_or(Errno::IO))
+    }
+}
+
+/// `mprotect(PROT_READ | PROT_WRITE)` of a read-only mapping: must fail, so no reference into
+/// it is ever made writable.
+pub fn make_writable(mem: &[u8]) -> Result<(), Errno> {
+    // SAFETY: `mem` is a mapping of ours; the call is expected to fail, and if it succeeded
+    // it would only widen the protection, so every reference into it stays valid.
+    let rc = unsafe {
+        libc::mprotect(
+            mem.as_ptr() as *mut libc::c_void,
+            mem.len(),
+            libc::PROT_READ | libc::PROT_WRITE,
+        )
+    };
+    if rc == 0 {
+        Ok(())
+    } else {
+        Err(Errno::from_io_error(&std::io::Error::last_os_error()).unwrap_or(Errno::IO))
+    }
+}

@@ -4,7 +4,7 @@
 use super::answers::{in_order, limits_table, sorted_unique};
 use super::format::{self, cell, ratio, times};
 use super::markdown::Md;
-use crate::schema::{AllocPoint, MapTouch, OneVsMany, Report, Transfer};
+use crate::schema::{AllocPoint, MapTouch, NodePoint, OneVsMany, Report, Transfer};
 
 /// The whole section.
 pub fn render(report: &Report) -> Md {
@@ -24,6 +24,59 @@ pub fn render(report: &Report) -> Md {
     md.append(transfer(&report.transfer));
     md.heading(3, "One mapping vs many");
     md.append(one_vs_many(&report.one_vs_many));
+    md.heading(3, "NUMA nodes");
+    md.append(numa(&report.numa));
+    md
+}
+
+fn numa(points: &[NodePoint]) -> Md {
+    let mut md = Md::default();
+    if points.is_empty() {
+        md.para("Not measured.");
+        return md;
+    }
+    md.para(
+        "Strict allocations (`STRICT_NODE`) on each node from one CPU: the largest contiguous \
+         block the node gave, and the median in-kernel allocation time. **TCG does not model \
+         NUMA latency: the local and remote times below are not a NUMA measurement; the sizes \
+         are exact.**",
+    );
+    let rows: Vec<Vec<String>> = points
+        .iter()
+        .map(|p| {
+            let ns = |ns: u64| {
+                if ns == 0 {
+                    "—".to_string()
+                } else {
+                    format::duration(ns)
+                }
+            };
+            vec![
+                p.node.to_string(),
+                format::size(p.mem_bytes),
+                format!(
+                    "CPU {} (node {}, {})",
+                    p.cpu,
+                    p.cpu_node,
+                    if p.cpu_node == p.node { "local" } else { "remote" }
+                ),
+                format::size(p.largest_huge),
+                ns(p.pages_4m_ns),
+                ns(p.huge_64m_ns),
+            ]
+        })
+        .collect();
+    md.table(
+        &[
+            "node",
+            "memory",
+            "measured from",
+            "largest huge block",
+            "pages 4 MiB",
+            "huge 64 MiB",
+        ],
+        &rows,
+    );
     md
 }
 

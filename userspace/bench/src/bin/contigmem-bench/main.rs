@@ -13,6 +13,7 @@
 mod alloc;
 mod maptouch;
 mod meta;
+mod numa;
 mod onevsmany;
 mod transfer;
 mod util;
@@ -86,6 +87,8 @@ fn run(plan: Plan, accel: String) -> Result<(), String> {
     report.transfer = transfer::run(&dev, &plan);
     util::progress("one mmap vs many");
     report.one_vs_many = onevsmany::run(&dev);
+    util::progress("NUMA nodes");
+    report.numa = numa::run(&dev, &plan, &mut report.meta.notes);
     // Last: probing for the largest allocation runs memory low.
     util::progress("limits");
     report.limits = alloc::limits(&dev, &version, plan.limit_max);
