@@ -12,8 +12,8 @@
 # `N passed, N failed, N skipped` (a skip is not a pass).
 # Knobs (environment): KBUILD (kernel build tree), KERNEL (bzImage), MODULE (contigmem.ko), BINDIR (guest binaries),
 # MACHINE (pc: its 3 GiB below 4G hold a whole aligned GiB; q35 holds 2 GiB less 128 KiB),
-# CPU (max,la57=off), MEM (6G), SMP (2), NODES (2: NUMA nodes, MEM and the CPUs split evenly between them; 1 for
-# none), TIMEOUT (600), LEAKCHECK (1: kmemleak scan at the end, ~30 s at 4G),
+# CPU (max,la57=off), MEM (4G), SMP (2), NODES (2: NUMA nodes; 1 for none; see the topology
+# below), TIMEOUT (600), LEAKCHECK (1: kmemleak scan at the end, ~30 s at 4G),
 # LOGDIR (out/$FLAVOUR/logs), QEMU_EXTRA, APPEND_EXTRA.
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
@@ -23,7 +23,7 @@ say() { printf 'run: %s\n' "$*" >&2; }
 die() { say "error: $*"; exit 1; }
 
 CMD=${CMD:-}
-MEM=${MEM:-6G}
+MEM=${MEM:-4G}
 SMP=${SMP:-2}
 NODES=${NODES:-2}
 TIMEOUT=${TIMEOUT:-600}
@@ -52,10 +52,11 @@ LOGDIR=${LOGDIR:-$repo/out/$FLAVOUR/logs}
 [ -f "$KERNEL" ] || die "no kernel image at $KERNEL (make kernel)"
 BUSYBOX=$(command -v busybox) || die "busybox not found (make deps)"
 
-# The NUMA topology: NODES nodes of MEM/NODES each (whole MiB), CPUs dealt out in turn, so
-# that every node has memory and, while there are CPUs enough, a CPU of its own. With 6G and
-# two nodes each node holds an aligned GiB that early boot leaves free (node 0 [1G, 2G),
-# node 1 [4G, 6G); the KASAN shadow and the memmap sit at the top of each node).
+# The NUMA topology: the CPUs dealt out to the nodes in turn; node 0 the memory below 4 GiB
+# (the pc machine's 3 GiB) and the other nodes the rest in equal parts, or all nodes equal parts
+# when MEM is 3 GiB or less. So each node is one range of physical memory, and node 0 keeps a
+# free, aligned GiB ([1G, 2G): early boot puts the kernel below it, and the KASAN shadow, the
+# memmap and the initrd at the top of the node). The default: node 0 3 GiB, node 1 1 GiB.
 mib() {
 	case "$1" in
 	*[gG]) echo $(( ${1%[gG]} * 1024 )) ;;
@@ -66,12 +67,22 @@ mib() {
 numa=()
 if [ "$NODES" -gt 1 ]; then
 	total=$(mib "$MEM")
-	per=$(( total / NODES ))
-	[ $(( per * NODES )) -eq "$total" ] || die "MEM=$MEM does not split into $NODES equal nodes of whole MiB"
+	low=3072
+	if [ "$total" -gt "$low" ]; then
+		first=$low
+		rest=$(( (total - low) / (NODES - 1) ))
+		[ $(( first + rest * (NODES - 1) )) -eq "$total" ] || die "MEM=$MEM: the memory above 3G does not split into $((NODES - 1)) equal nodes of whole MiB"
+	else
+		first=$(( total / NODES ))
+		rest=$first
+		[ $(( first * NODES )) -eq "$total" ] || die "MEM=$MEM does not split into $NODES equal nodes of whole MiB"
+	fi
 	for ((n = 0; n < NODES; n++)); do
+		size=$rest
+		[ "$n" -gt 0 ] || size=$first
 		cpus=()
 		for ((c = n; c < SMP; c += NODES)); do cpus+=(-numa "cpu,node-id=$n,socket-id=$c"); done
-		numa+=(-object "memory-backend-ram,id=mem$n,size=${per}M" -numa "node,nodeid=$n,memdev=mem$n" ${cpus[@]+"${cpus[@]}"})
+		numa+=(-object "memory-backend-ram,id=mem$n,size=${size}M" -numa "node,nodeid=$n,memdev=mem$n" ${cpus[@]+"${cpus[@]}"})
 	done
 	[ "$SMP" -ge "$NODES" ] || say "note: $SMP CPUs for $NODES nodes: some nodes have no CPU"
 fi

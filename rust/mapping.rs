@@ -5,10 +5,7 @@
 
 use kernel::{
     bindings,
-    mm::virt::{
-        flags,
-        VmaNew, //
-    },
+    mm::virt::VmaNew,
     prelude::*,
     sync::{
         Arc,
@@ -56,7 +53,7 @@ pub(crate) fn decode_pos(pos: u64) -> (u64, u64) {
 pub(crate) fn mmap(buf: Arc<Buffer>, vma: &VmaNew, first_page: u64) -> Result {
     // MAP_SHARED sets VM_MAYSHARE always, VM_SHARED only for files opened for writing: a
     // read-only file maps PROT_READ windows (and the kernel refuses it PROT_WRITE, EACCES).
-    if vma.flags() & flags::MAYSHARE == 0 {
+    if vma.flags() & sys::vma::MAYSHARE == 0 {
         return Err(EINVAL);
     }
     if vma.executable() {

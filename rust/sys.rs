@@ -542,6 +542,12 @@ pub(crate) unsafe fn copy_from_iter(
 pub(crate) mod vma {
     use super::*;
 
+    /// `VM_MAYSHARE`, from its bit number: the kernel crate's `flags::MAYSHARE` (and
+    /// `bindings::VM_MAYSHARE`) is `VM_MAYEXEC` in 7.2, through a typo in
+    /// `rust/bindings/bindings_helper.h` (`RUST_CONST_HELPER_VM_MAYSHARE = VM_MAYEXEC`), so a
+    /// MAP_PRIVATE mapping would pass a test of it. The guest test of MAP_PRIVATE found it.
+    pub(crate) const MAYSHARE: bindings::vm_flags_t = 1 << bindings::VMA_MAYSHARE_BIT;
+
     /// The VMA's page offset (`vm_pgoff`): the mmap offset the caller passed, in pages.
     pub(crate) fn pgoff(vma: &VmaNew) -> u64 {
         // SAFETY: `vma` is a valid VMA under construction; `vm_pgoff` is a plain field set by

@@ -28,6 +28,9 @@ struct Cli {
     /// Print JSON instead of a human-readable report.
     #[arg(long, global = true)]
     json: bool,
+    /// Print no progress lines on stderr (errors still go there).
+    #[arg(long, short, global = true)]
+    quiet: bool,
     #[command(subcommand)]
     command: Command,
 }
@@ -165,6 +168,9 @@ fn run(cli: &Cli) -> Result<bool, contigmem::Error> {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    if cli.quiet {
+        progress::silence();
+    }
     match run(&cli) {
         Ok(true) => ExitCode::SUCCESS,
         Ok(false) => ExitCode::FAILURE,

@@ -6,6 +6,7 @@
 //! every few seconds after. Nothing goes to stdout, so `--json` output stays clean.
 
 use std::io::{IsTerminal, Write};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
@@ -17,6 +18,16 @@ const QUIET: Duration = Duration::from_secs(1);
 const TTY_EVERY: Duration = Duration::from_millis(500);
 /// How often a plain line is printed when stderr is not a terminal.
 const PLAIN_EVERY: Duration = Duration::from_secs(5);
+
+/// Set by `--quiet`: no progress lines at all.
+static SILENT: AtomicBool = AtomicBool::new(false);
+
+/// Turns progress lines off (`--quiet`): for a caller that must not write while the step runs,
+/// such as a test at its memory cgroup's limit, where a write to a pipe would be charged to the
+/// cgroup and could wake its OOM killer.
+pub fn silence() {
+    SILENT.store(true, Ordering::Relaxed);
+}
 
 /// The progress of one step.
 pub struct Progress {
@@ -71,6 +82,9 @@ impl Progress {
     }
 
     fn draw(&mut self, line: &str, last: bool) {
+        if SILENT.load(Ordering::Relaxed) {
+            return;
+        }
         let mut err = std::io::stderr().lock();
         let _ = if self.tty {
             let pad = self.drawn.saturating_sub(line.len());
