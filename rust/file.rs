@@ -281,7 +281,9 @@ impl ContigmemFile {
         // The tree's node is allocated before the lock is taken, so that a failure drops the
         // buffer (freeing its memory, taking the registry's lock) with the table unlocked.
         let node = RBTreeNode::new(buf.id, buf, GFP_KERNEL)?;
-        self.buffers.lock().insert(node);
+        let replaced = self.buffers.lock().insert(node);
+        // Ids are unique, so nothing was replaced; were it, it would drop here, unlocked.
+        drop(replaced);
         if let Err(e) = writer.write(&a) {
             // The caller never learns the id: take the buffer back rather than leak it.
             let gone = self.buffers.lock().remove(&a.id);

@@ -5,7 +5,10 @@
 
 use kernel::{
     bindings,
-    mm::virt::VmaNew,
+    mm::virt::{
+        flags,
+        VmaNew, //
+    },
     prelude::*,
     sync::{
         Arc,
@@ -54,6 +57,12 @@ pub(crate) fn mmap(buf: Arc<Buffer>, vma: &VmaNew, first_page: u64) -> Result {
     // MAP_SHARED sets VM_MAYSHARE always, VM_SHARED only for files opened for writing: a
     // read-only file maps PROT_READ windows (and the kernel refuses it PROT_WRITE, EACCES).
     if vma.flags() & sys::vma::MAYSHARE == 0 {
+        return Err(EINVAL);
+    }
+    // And never a copy-on-write mapping, whatever the flag constants say: a private writable
+    // PFN map would reach `BUG_ON(is_cow_mapping())` in `vmf_insert_pfn` on first touch.
+    let may = vma.flags() & (flags::SHARED | flags::MAYWRITE);
+    if may == flags::MAYWRITE {
         return Err(EINVAL);
     }
     if vma.executable() {

@@ -148,18 +148,34 @@ impl Memory {
     /// cgroup where the allocator allows it, and failing (without a warning, without invoking
     /// the OOM killer) rather than taking memory by force.
     pub(crate) fn alloc(req: &Request) -> Result<Self> {
+        let mem = Self::alloc_on_node(req)?;
+        if req.strict_node {
+            // `__GFP_THISNODE` does the work; this holds the promise should an allocator ever
+            // drop the flag (vmalloc's `GFP_VMALLOC_SUPPORTED` does not list it; only the
+            // `vrealloc` path we call keeps it).
+            let placement = mem.placement();
+            if placement.node != req.node || placement.off_node != 0 {
+                return Err(ENOMEM);
+            }
+        }
+        Ok(mem)
+    }
+
+    fn alloc_on_node(req: &Request) -> Result<Self> {
         let size = usize::try_from(req.size).map_err(|_| E2BIG)?;
         if req.size > headroom(sys::available_bytes(), sys::totalram_bytes()) {
             return Err(ENOMEM);
         }
         let pages = size >> PAGE_SHIFT;
-        // Every allocator gets a real node: -1 is the caller's local node, as the kernel's own
-        // allocations prefer it (`alloc_contig_pages` cannot take NUMA_NO_NODE at all).
-        // Without `strict_node` the allocators fall back along the node's zonelist.
-        let nid = if req.node < 0 {
-            sys::local_node()
-        } else {
-            req.node
+        // -1 is NUMA_NO_NODE for the page allocator, kmalloc and vmalloc: the task's memory
+        // policy decides (the default policy: the local node first; `numactl --membind` or
+        // `--interleave` work as for any allocation). `alloc_contig_pages` cannot take
+        // NUMA_NO_NODE at all (it indexes the node array with it), so HUGE gets the local node.
+        // Without `strict_node` every allocator falls back along the node's zonelist.
+        let nid = match req.node {
+            n if n >= 0 => n,
+            _ if req.kind == Kind::Huge => sys::local_node(),
+            _ => sys::NUMA_NO_NODE,
         };
         let zero = sys::gfp::zero(!req.uninit);
         let place = sys::gfp::this_node(req.strict_node);
@@ -230,12 +246,12 @@ impl Memory {
                     if i % sys::RESCHED_EVERY == sys::RESCHED_EVERY - 1 {
                         sys::cond_resched();
                     }
-                    let pfn = mem.pfn(i).unwrap_or(0);
+                    let (pfn, nid) = mem.page(i).unwrap_or((0, -1));
                     if prev == u64::MAX || pfn != prev + 1 {
                         segments += 1;
                     }
                     prev = pfn;
-                    if mem.nid(i) != Some(node) {
+                    if nid != node {
                         off_node += 1;
                     }
                 }

@@ -44,9 +44,12 @@ extern "C" {
     fn contigmem_fatal_signal_pending() -> bool;
 }
 
-/// The local node of the calling CPU: the nearest node with memory (`numa_mem_id()`), where
-/// the kernel's own allocations for this CPU go first. The task may migrate right after; the
-/// answer is a preference, as it is for the kernel.
+/// `NUMA_NO_NODE`: no node asked for; the allocators follow the task's memory policy.
+pub(crate) const NUMA_NO_NODE: i32 = bindings::NUMA_NO_NODE;
+
+/// The local node of the calling CPU (`numa_mem_id()`: on x86, which has no memoryless-node
+/// support, the CPU's own node, whose zonelist falls back to the nearest nodes with memory).
+/// The task may migrate right after; the answer is a preference, as it is for the kernel.
 pub(crate) fn local_node() -> i32 {
     // SAFETY: `numa_mem_id` reads a per-CPU variable; any context may call it.
     unsafe { contigmem_numa_mem_id() }
@@ -206,8 +209,8 @@ impl RawAlloc {
         }
         let align = PAGE_SIZE as usize;
         // SAFETY: A null pointer asks for a new allocation; `size` is non-zero, `align` a power
-        // of two, `gfp` built from the kernel's flags and `nid` an online node or
-        // `NUMA_NO_NODE`.
+        // of two, `gfp` built from the kernel's flags and `nid` an online node or `NUMA_NO_NODE`
+        // (the caller's check; both allocators accept either).
         let raw = unsafe {
             if vmalloc {
                 bindings::vrealloc_node_align(core::ptr::null(), size, align, gfp, nid)
@@ -254,8 +257,13 @@ impl RawAlloc {
 
     /// The NUMA node of page `i` of the allocation, `None` past its end.
     pub(crate) fn nid(&self, i: usize) -> Option<i32> {
+        self.page(i).map(|(_, nid)| nid)
+    }
+
+    /// The page frame and the node of page `i` of the allocation, `None` past its end.
+    pub(crate) fn page(&self, i: usize) -> Option<(u64, i32)> {
         // SAFETY: The frame is one of our allocation's pages, which we own.
-        self.pfn(i).map(|pfn| unsafe { pfn_to_nid(pfn) })
+        self.pfn(i).map(|pfn| (pfn, unsafe { pfn_to_nid(pfn) }))
     }
 
     /// Fills the allocation with zeroes.
@@ -351,15 +359,20 @@ impl PageRun {
         if order > MAX_PAGE_ORDER || count == 0 || count > (1usize << order) {
             return Err(EINVAL);
         }
-        if !node_online(nid) {
+        if nid != NUMA_NO_NODE && !node_online(nid) {
             return Err(EINVAL);
         }
-        // SAFETY: `order` is at most `MAX_PAGE_ORDER` (checked above), `gfp` is a set of GFP
-        // flags built by the caller from the kernel's constants, `nid` an online node (checked
-        // above: `__alloc_pages` indexes the node array with it), and a null nodemask means
-        // the zonelist's nodes.
-        let raw =
-            unsafe { bindings::__alloc_pages_noprof(gfp, order, nid, core::ptr::null_mut()) };
+        // SAFETY: `order` is at most `MAX_PAGE_ORDER` (checked above) and `gfp` is a set of GFP
+        // flags built by the caller from the kernel's constants. `alloc_pages` follows the
+        // task's memory policy; `__alloc_pages` takes `nid`, an online node (checked above: it
+        // indexes the node array with it), and a null nodemask means the zonelist's nodes.
+        let raw = unsafe {
+            if nid == NUMA_NO_NODE {
+                bindings::alloc_pages(gfp, order)
+            } else {
+                bindings::__alloc_pages_noprof(gfp, order, nid, core::ptr::null_mut())
+            }
+        };
         let first = NonNull::new(raw).ok_or(ENOMEM)?;
         // SAFETY: `first` is the head of a fresh, non-compound block of order `order` that we own;
         // `split_page` turns it into `1 << order` order-0 pages with a reference count each.
@@ -761,9 +774,11 @@ impl Fault {
     /// VMA holds its buffer), at the faulting address's place in the buffer.
     pub(crate) unsafe fn insert_page(&self, page: &kernel::page::Page) -> u32 {
         let addr = self.address() & !(PAGE_SIZE as usize - 1);
-        // SAFETY: The VMA is a valid mixed map (safety requirements) and the fault code holds
-        // its lock, which is what `vm_insert_page` needs when `VM_MIXEDMAP` is already set (it
-        // then leaves the flags alone); `addr` lies in the VMA (it faulted there).
+        // SAFETY: The VMA is a valid mixed map (safety requirements). Without `map_pages` the
+        // fault code runs `fault` with the mmap lock held for reading (`vmf_can_call_fault`
+        // retries a per-VMA-lock fault under it), which is what `vm_insert_page` needs when
+        // `VM_MIXEDMAP` is already set (it then leaves the flags alone); `addr` lies in the VMA
+        // (it faulted there).
         let ret = unsafe { bindings::vm_insert_page(self.vma(), addr, page.as_ptr()) };
         Self::inserted(ret)
     }

@@ -48,8 +48,9 @@ enum contigmem_kind {
 #define CONTIGMEM_ALLOC_HUGE_MAP	(1U << 1)
 /*
  * Allocate on contigmem_alloc.node only (a node >= 0): ENOMEM rather than memory of another node.
- * Without it the node is a preference, and -1 the local node of the calling CPU; either falls
- * back to other nodes. Modules without this flag refuse it with EINVAL;
+ * Without it the node is a preference, and -1 leaves the choice to the calling task's memory
+ * policy (by default its local node; HUGE: the local node of the calling CPU); either falls back
+ * to other nodes. Modules without this flag refuse it with EINVAL;
  * contigmem_version.alloc_flags lists the flags a module knows.
  */
 #define CONTIGMEM_ALLOC_STRICT_NODE	(1U << 2)
@@ -81,7 +82,7 @@ struct contigmem_alloc {
 	__u64 size;		/* in: bytes, rounded up to whole pages */
 	__u32 kind;		/* in: enum contigmem_kind */
 	__u32 flags;		/* in: CONTIGMEM_ALLOC_* */
-	__s32 node;		/* in: NUMA node, or -1 for the local node (see STRICT_NODE) */
+	__s32 node;		/* in: NUMA node, or -1: the task's policy (see STRICT_NODE) */
 	__u32 reserved0;	/* in: zero */
 	__u64 align;		/* in: 0, or a power of two >= page size (PAGES, HUGE only) */
 	__u64 reserved1[2];	/* in: zero */

@@ -35,6 +35,11 @@ pub fn register(tap: &mut Tap) {
          every page where INFO says",
         || placement_table(&nodes),
     );
+    tap.test_root(
+        "numa: node -1 follows the task's memory policy (MPOL_BIND to node 1 from node 0's CPU); \
+         huge takes the CPU's node",
+        || policy(&nodes),
+    );
     tap.test("numa: bad nodes give EINVAL for every kind", || {
         bad_nodes(&nodes)
     });
@@ -210,6 +215,56 @@ fn placement_table(nodes: &[Node]) -> Outcome {
     result?;
     check_eq!(live(&dev)?, before, "live (bytes, buffers) after freeing");
     Ok(())
+}
+
+/// `set_mempolicy(MPOL_BIND, {node})`, or back to the default policy with `None`.
+fn bind(node: Option<u32>) -> Result<(), Fail> {
+    const MPOL_DEFAULT: libc::c_long = 0;
+    const MPOL_BIND: libc::c_long = 2;
+    let mask: libc::c_ulong = node.map_or(0, |n| 1 << n);
+    let (mode, ptr, max): (libc::c_long, *const libc::c_ulong, libc::c_ulong) = match node {
+        Some(_) => (MPOL_BIND, &mask, libc::c_ulong::BITS as libc::c_ulong),
+        None => (MPOL_DEFAULT, std::ptr::null(), 0),
+    };
+    // SAFETY: `set_mempolicy` reads `max` bits from `ptr`, a live `c_ulong` (or nothing for
+    // MPOL_DEFAULT); it changes only this thread's policy.
+    let rc = unsafe { libc::syscall(libc::SYS_set_mempolicy, mode, ptr, max) };
+    check!(
+        rc == 0,
+        "set_mempolicy({node:?}): {}",
+        std::io::Error::last_os_error()
+    );
+    Ok(())
+}
+
+fn policy(nodes: &[Node]) -> Outcome {
+    let zones = numa::zones().ctx("/proc/zoneinfo")?;
+    let dev = open()?;
+    let (local, bound) = (nodes[0].id, nodes[1].id);
+    let cpu = *nodes[0].cpus.first().ok_or("node 0 has no CPU")?;
+    let result = (|| -> Outcome {
+        for kind in Kind::ALL {
+            pin(Some(cpu))?;
+            bind(Some(bound))?;
+            let buf = dev.alloc(kind, size_of(kind));
+            bind(None)?;
+            pin(None)?;
+            let buf = buf.ctx(format!("ALLOC {kind} node -1 under MPOL_BIND {bound}"))?;
+            let (info, count) = info_agrees(&buf, &zones)?;
+            let want = if kind == Kind::Huge { local } else { bound };
+            println!(
+                "# {kind} node -1, CPU {cpu}, MPOL_BIND {bound}: INFO node {}; {}",
+                info.node,
+                show(&count)
+            );
+            check_eq!(info.node, want as i32, format!("{kind}: INFO.node"));
+            check_eq!(info.off_node_pages, 0, format!("{kind}: pages off the node"));
+        }
+        Ok(())
+    })();
+    bind(None)?;
+    pin(None)?;
+    result
 }
 
 fn bad_nodes(nodes: &[Node]) -> Outcome {
