@@ -124,7 +124,8 @@ pub const IOC_FREE: u32 = ioc(IOC_WRITE, 0x12, core::mem::size_of::<Free>());
 pub const IOC_INFO: u32 = ioc(IOC_READ | IOC_WRITE, 0x13, core::mem::size_of::<Info>());
 
 // The structures have no implicit padding: each size is the sum of its fields.
-const _: () = assert!(core::mem::size_of::<Version>() == 4 + 4 + 8 + 8 * KINDS_MAX + 4 * 8 + 4 + 4 + 8);
+const _: () =
+    assert!(core::mem::size_of::<Version>() == 4 + 4 + 8 + 8 * KINDS_MAX + 4 * 8 + 4 + 4 + 8);
 const _: () = assert!(core::mem::size_of::<Alloc>() == 8 + 4 + 4 + 4 + 4 + 8 + 16 + 5 * 8 + 16);
 const _: () = assert!(core::mem::size_of::<Free>() == 16);
 const _: () = assert!(core::mem::size_of::<Info>() == 8 + 4 + 4 + 5 * 8 + 4 + 4 + 8 + 16);

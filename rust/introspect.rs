@@ -133,7 +133,10 @@ impl Drop for Listed {
 }
 
 fn write_buffers(_: &(), f: &mut fmt::Formatter<'_>) -> fmt::Result {
-    writeln!(f, "id pid kind size contiguous segments mappings node off_node phys")?;
+    writeln!(
+        f,
+        "id pid kind size contiguous segments mappings node off_node phys"
+    )?;
     for e in REGISTRY.lock().iter() {
         writeln!(
             f,

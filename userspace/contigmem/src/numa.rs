@@ -41,12 +41,12 @@ pub fn nodes() -> Result<Vec<Node>> {
         .into_iter()
         .map(|id| {
             let path = dir.join(format!("node{id}/meminfo"));
-            let text = std::fs::read_to_string(&path)
-                .map_err(|e| sysfs_error(&path, e.to_string()))?;
+            let text =
+                std::fs::read_to_string(&path).map_err(|e| sysfs_error(&path, e.to_string()))?;
             let mut node = parse_meminfo(id, &text).map_err(|why| sysfs_error(&path, why))?;
             let path = dir.join(format!("node{id}/cpulist"));
-            let text = std::fs::read_to_string(&path)
-                .map_err(|e| sysfs_error(&path, e.to_string()))?;
+            let text =
+                std::fs::read_to_string(&path).map_err(|e| sysfs_error(&path, e.to_string()))?;
             node.cpus = parse_list(text.trim()).map_err(|why| sysfs_error(&path, why))?;
             Ok(node)
         })
@@ -112,6 +112,20 @@ fn parse_meminfo(id: u32, text: &str) -> std::result::Result<Node, String> {
     })
 }
 
+/// Pins the calling thread to `cpu`, or lets it run on every CPU again with `None`: to
+/// allocate from a chosen node's CPU (node -1 is that CPU's node under the default policy).
+pub fn pin_to_cpu(cpu: Option<u32>) -> Result<()> {
+    let mut set = rustix::thread::CpuSet::new();
+    // Every CPU the set can name; the kernel keeps the online ones.
+    for c in 0..rustix::thread::CpuSet::MAX_CPU {
+        if cpu.map_or(true, |want| want as usize == c) {
+            set.set(c);
+        }
+    }
+    rustix::thread::sched_setaffinity(None, &set)
+        .map_err(|errno| Error::os("sched_setaffinity", errno))
+}
+
 /// The page frames one zone of one node spans.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
 pub struct ZoneSpan {
@@ -150,7 +164,7 @@ pub fn parse_zoneinfo(text: &str) -> std::result::Result<Vec<ZoneSpan>, String> 
     let mut zones: Vec<ZoneSpan> = Vec::new();
     let mut open: Option<(u32, String, Option<u64>, Option<u64>)> = None;
     let close = |open: &mut Option<(u32, String, Option<u64>, Option<u64>)>,
-                     zones: &mut Vec<ZoneSpan>|
+                 zones: &mut Vec<ZoneSpan>|
      -> std::result::Result<(), String> {
         if let Some((node, zone, start, spanned)) = open.take() {
             let spanned = spanned.ok_or_else(|| format!("node {node} zone {zone}: no spanned"))?;

@@ -59,7 +59,9 @@ fn read_only() -> Outcome {
     let rw = open()?;
     let start = live(&rw)?;
     let page = dev.page_size();
-    let buf = dev.alloc(Kind::Pages, 4 * page as u64).ctx("ALLOC on a read-only file")?;
+    let buf = dev
+        .alloc(Kind::Pages, 4 * page as u64)
+        .ctx("ALLOC on a read-only file")?;
     let map = dev
         .mmap_raw(
             buf.mmap_offset(),
@@ -68,7 +70,10 @@ fn read_only() -> Outcome {
             MapFlags::SHARED,
         )
         .ctx("mmap(PROT_READ, MAP_SHARED) on a read-only file")?;
-    check!(map.iter().all(|&b| b == 0), "the read-only mapping is not zeroed");
+    check!(
+        map.iter().all(|&b| b == 0),
+        "the read-only mapping is not zeroed"
+    );
     check_eq!(buf.info().ctx("INFO")?.mappings, 1, "INFO.mappings");
     expect_errno(
         dev.mmap_raw(

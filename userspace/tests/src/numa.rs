@@ -117,35 +117,17 @@ fn info_agrees(
     Ok((info, count))
 }
 
-/// Pins the calling thread to `cpu` (`None`: every CPU).
-fn pin(cpu: Option<u32>) -> Result<(), Fail> {
-    // SAFETY: `cpu_set_t` is plain data; zeroed is the empty set.
-    let mut set: libc::cpu_set_t = unsafe { std::mem::zeroed() };
-    // Every CPU the set can name: the kernel keeps those online (`available_parallelism`
-    // would count only the CPUs of the current, perhaps pinned, mask).
-    for c in 0..libc::CPU_SETSIZE as usize {
-        if cpu.map_or(true, |want| want as usize == c) {
-            // SAFETY: `c` is below CPU_SETSIZE (the guest has a few CPUs).
-            unsafe { libc::CPU_SET(c, &mut set) };
-        }
-    }
-    // SAFETY: `set` is a valid `cpu_set_t` of the size passed; 0 is the calling thread.
-    let rc = unsafe { libc::sched_setaffinity(0, std::mem::size_of_val(&set), &set) };
-    check!(
-        rc == 0,
-        "sched_setaffinity({cpu:?}): {}",
-        std::io::Error::last_os_error()
-    );
-    Ok(())
-}
-
 fn huge_any_node(nodes: &[Node]) -> Outcome {
     let zones = numa::zones().ctx("/proc/zoneinfo")?;
     let dev = open()?;
-    let buf = dev.alloc(Kind::Huge, 64 * M).ctx("ALLOC huge 64M node -1")?;
+    let buf = dev
+        .alloc(Kind::Huge, 64 * M)
+        .ctx("ALLOC huge 64M node -1")?;
     let (info, count) = info_agrees(&buf, &zones)?;
     check!(
-        nodes.iter().any(|n| i64::from(n.id) == i64::from(info.node)),
+        nodes
+            .iter()
+            .any(|n| i64::from(n.id) == i64::from(info.node)),
         "INFO node {} is not an online node",
         info.node
     );
@@ -175,7 +157,7 @@ fn placement_table(nodes: &[Node]) -> Outcome {
     let result = (|| -> Outcome {
         for kind in Kind::ALL {
             for &(node, cpu, strict, want) in &cases {
-                pin(cpu)?;
+                numa::pin_to_cpu(cpu).ctx("pinning")?;
                 let options = AllocOptions::new()
                     .node(u32::try_from(node).ok())
                     .strict_node(strict);
@@ -183,7 +165,7 @@ fn placement_table(nodes: &[Node]) -> Outcome {
                 let buf = dev
                     .alloc_with(kind, size_of(kind), &options)
                     .ctx(format!("ALLOC {what}"))?;
-                pin(None)?;
+                numa::pin_to_cpu(None).ctx("unpinning")?;
                 let (info, count) = info_agrees(&buf, &zones).map_err(|e| match e {
                     Fail::Fail(why) => Fail::Fail(format!("{what}: {why}")),
                     skip => skip,
@@ -199,7 +181,11 @@ fn placement_table(nodes: &[Node]) -> Outcome {
                     info.off_node_pages,
                     show(&count)
                 );
-                check_eq!(info.strict_node, strict, format!("{what}: INFO strict flag"));
+                check_eq!(
+                    info.strict_node,
+                    strict,
+                    format!("{what}: INFO strict flag")
+                );
                 let pages = buf.size() / dev.page_size() as u64;
                 check_eq!(
                     count.get(&Some(want)).copied().unwrap_or(0),
@@ -211,7 +197,7 @@ fn placement_table(nodes: &[Node]) -> Outcome {
         }
         Ok(())
     })();
-    pin(None)?;
+    numa::pin_to_cpu(None).ctx("unpinning")?;
     result?;
     check_eq!(live(&dev)?, before, "live (bytes, buffers) after freeing");
     Ok(())
@@ -244,11 +230,11 @@ fn policy(nodes: &[Node]) -> Outcome {
     let cpu = *nodes[0].cpus.first().ok_or("node 0 has no CPU")?;
     let result = (|| -> Outcome {
         for kind in Kind::ALL {
-            pin(Some(cpu))?;
+            numa::pin_to_cpu(Some(cpu)).ctx("pinning")?;
             bind(Some(bound))?;
             let buf = dev.alloc(kind, size_of(kind));
             bind(None)?;
-            pin(None)?;
+            numa::pin_to_cpu(None).ctx("unpinning")?;
             let buf = buf.ctx(format!("ALLOC {kind} node -1 under MPOL_BIND {bound}"))?;
             let (info, count) = info_agrees(&buf, &zones)?;
             // Slab-sized kmalloc takes an object from the CPU's slab, whatever the policy
@@ -264,12 +250,16 @@ fn policy(nodes: &[Node]) -> Outcome {
                 show(&count)
             );
             check_eq!(info.node, want as i32, format!("{kind}: INFO.node"));
-            check_eq!(info.off_node_pages, 0, format!("{kind}: pages off the node"));
+            check_eq!(
+                info.off_node_pages,
+                0,
+                format!("{kind}: pages off the node")
+            );
         }
         Ok(())
     })();
     bind(None)?;
-    pin(None)?;
+    numa::pin_to_cpu(None).ctx("unpinning")?;
     result
 }
 
@@ -352,7 +342,15 @@ fn full_node(nodes: &[Node]) -> Outcome {
     let huge = held.len();
     held.extend(fill(&dev, &zones, Kind::Pages, 4 * M, full, limit, false)?);
     let pages = held.len() - huge;
-    held.extend(fill(&dev, &zones, Kind::Vmalloc, 16 * M, full, limit, true)?);
+    held.extend(fill(
+        &dev,
+        &zones,
+        Kind::Vmalloc,
+        16 * M,
+        full,
+        limit,
+        true,
+    )?);
     let free = numa::nodes().ctx("nodes")?[1].mem_free;
     println!(
         "# node {full} filled: {huge} huge x 64M, {pages} pages x 4M, {} vmalloc x 16M; {} free",
@@ -364,7 +362,15 @@ fn full_node(nodes: &[Node]) -> Outcome {
         let size = size_of(kind).max(if kind == Kind::Kmalloc { 4 * M } else { 0 });
         // What is left on the node bounds how many more can succeed.
         let free = numa::nodes().ctx("nodes")?[1].mem_free;
-        let more = fill(&dev, &zones, kind, size, full, (free / size) as usize + 32, true)?;
+        let more = fill(
+            &dev,
+            &zones,
+            kind,
+            size,
+            full,
+            (free / size) as usize + 32,
+            true,
+        )?;
         println!(
             "# strict {kind} {} on the full node {full}: {} more, then ENOMEM",
             contigmem::format_size(size),
@@ -395,7 +401,11 @@ fn full_node(nodes: &[Node]) -> Outcome {
                 show(&count)
             );
         } else {
-            check_eq!(info.node, other as i32, format!("preferred {kind}: INFO.node"));
+            check_eq!(
+                info.node,
+                other as i32,
+                format!("preferred {kind}: INFO.node")
+            );
             check_eq!(
                 count.get(&Some(other)).copied().unwrap_or(0),
                 pages,

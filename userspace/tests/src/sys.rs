@@ -155,43 +155,6 @@ pub fn mprotect_read_only(mem: &[u8]) -> Result<(), String> {
     }
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn child_and_parent_take_turns() {
-        let result = fork(
-            |chan| {
-                chan.signal()?;
-                chan.wait()
-            },
-            |chan| {
-                chan.wait()?;
-                chan.signal()
-            },
-        );
-        assert_eq!(result, Ok(()));
-    }
-
-    #[test]
-    fn child_failures_reach_the_parent() {
-        let result = fork(|_| Err("expected 2, saw 3".into()), |_| Ok(()));
-        assert_eq!(result, Err("in the child: expected 2, saw 3".into()));
-        let result = fork(|_| panic!("boom"), |_| Ok(()));
-        assert_eq!(result, Err("in the child: the child panicked".into()));
-    }
-
-    #[test]
-    fn parent_failures_win() {
-        let result = fork(
-            |chan| chan.wait().or(Ok(())),
-            |_| Err("parent failed".into()),
-        );
-        assert_eq!(result, Err("parent failed".into()));
-    }
-}
-
 /// `madvise(MADV_DONTNEED)` over all of `mem`.
 pub fn dontneed(mem: &[u8]) -> Result<(), Errno> {
     // SAFETY: `mem` is a mapping of ours; MADV_DONTNEED on a shared file mapping only drops its
@@ -229,3 +192,41 @@ pub fn make_writable(mem: &[u8]) -> Result<(), Errno> {
         Err(Errno::from_io_error(&std::io::Error::last_os_error()).unwrap_or(Errno::IO))
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn child_and_parent_take_turns() {
+        let result = fork(
+            |chan| {
+                chan.signal()?;
+                chan.wait()
+            },
+            |chan| {
+                chan.wait()?;
+                chan.signal()
+            },
+        );
+        assert_eq!(result, Ok(()));
+    }
+
+    #[test]
+    fn child_failures_reach_the_parent() {
+        let result = fork(|_| Err("expected 2, saw 3".into()), |_| Ok(()));
+        assert_eq!(result, Err("in the child: expected 2, saw 3".into()));
+        let result = fork(|_| panic!("boom"), |_| Ok(()));
+        assert_eq!(result, Err("in the child: the child panicked".into()));
+    }
+
+    #[test]
+    fn parent_failures_win() {
+        let result = fork(
+            |chan| chan.wait().or(Ok(())),
+            |_| Err("parent failed".into()),
+        );
+        assert_eq!(result, Err("parent failed".into()));
+    }
+}
+

@@ -58,7 +58,11 @@ fn numa(points: &[NodePoint]) -> Md {
                     "CPU {} (node {}, {})",
                     p.cpu,
                     p.cpu_node,
-                    if p.cpu_node == p.node { "local" } else { "remote" }
+                    if p.cpu_node == p.node {
+                        "local"
+                    } else {
+                        "remote"
+                    }
                 ),
                 format::size(p.largest_huge),
                 ns(p.pages_4m_ns),

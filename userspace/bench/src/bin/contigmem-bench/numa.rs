@@ -14,22 +14,6 @@ use crate::Plan;
 
 const M: u64 = 1 << 20;
 
-/// Pins the calling thread to `cpu`, or to every CPU.
-fn pin(cpu: Option<u32>) {
-    // SAFETY: `cpu_set_t` is plain data; zeroed is the empty set.
-    let mut set: libc::cpu_set_t = unsafe { std::mem::zeroed() };
-    // Every CPU the set can name: the kernel keeps those online (`available_parallelism`
-    // would count only the CPUs of the current, perhaps pinned, mask).
-    for c in 0..libc::CPU_SETSIZE as usize {
-        if cpu.map_or(true, |want| want as usize == c) {
-            // SAFETY: `c` is below CPU_SETSIZE.
-            unsafe { libc::CPU_SET(c, &mut set) };
-        }
-    }
-    // SAFETY: `set` is a valid `cpu_set_t` of the size passed; 0 is the calling thread.
-    unsafe { libc::sched_setaffinity(0, std::mem::size_of_val(&set), &set) };
-}
-
 /// The median in-kernel time of `samples` strict allocations of `kind` on `node`.
 fn latency(dev: &Device, kind: Kind, size: u64, node: u32, samples: u32) -> u64 {
     let options = AllocOptions::new().node(Some(node)).strict_node(true);
@@ -84,7 +68,7 @@ pub fn run(dev: &Device, plan: &Plan, notes: &mut Vec<String>) -> Vec<NodePoint>
         .is_ok();
     let mut out = Vec::new();
     for node in &nodes {
-        pin(Some(cpu));
+        let _ = numa::pin_to_cpu(Some(cpu));
         let samples = plan.repeats.min(5);
         let point = NodePoint {
             node: node.id,
@@ -100,7 +84,7 @@ pub fn run(dev: &Device, plan: &Plan, notes: &mut Vec<String>) -> Vec<NodePoint>
             huge_64m_ns: latency(dev, Kind::Huge, 64 * M, node.id, samples),
             samples,
         };
-        pin(None);
+        let _ = numa::pin_to_cpu(None);
         progress(&format!(
             "  node {}: largest huge {}, pages 4M {} ns, huge 64M {} ns (from CPU {cpu})",
             node.id,
