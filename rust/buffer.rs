@@ -25,8 +25,7 @@ use kernel::{
 use crate::{
     introspect::{
         self,
-        Entry,
-        Listed, //
+        Live, //
     },
     memory::{
         Kind,
@@ -34,23 +33,27 @@ use crate::{
         Placement,
         Request, //
     },
-    sys::PAGE_SHIFT,
+    registry::{
+        Entry,
+        Listed, //
+    },
+    sys::{
+        PAGE_SHIFT,
+        PUD_SIZE, //
+    },
 };
 
 /// Bytes held by all buffers (freed-but-mapped ones included).
 static LIVE_BYTES: Atomic<u64> = Atomic::new(0);
 /// Buffers whose memory is still held.
 static LIVE_BUFFERS: Atomic<u64> = Atomic::new(0);
-/// The next buffer id: ids are global and never reused, so a stale id or cookie never names a
-/// newer buffer, and another file's id is never found in this file's table.
-static NEXT_ID: Atomic<u64> = Atomic::new(1);
 
 /// The global counters, as VERSION reports them.
 pub(crate) fn live() -> (u64, u64) {
     (LIVE_BYTES.load(Relaxed), LIVE_BUFFERS.load(Relaxed))
 }
 
-/// Adds `bytes` to `counter` unless the sum would exceed `cap`.
+/// Adds `bytes` to `counter` unless the sum would exceed `cap` (`ENOSPC`).
 fn try_add(counter: &Atomic<u64>, bytes: u64, cap: u64) -> Result {
     let mut old = counter.load(Relaxed);
     loop {
@@ -95,6 +98,20 @@ impl Charge {
     }
 }
 
+impl Charge {
+    /// Gives back what was charged beyond `bytes`: the memory the allocator took at once was
+    /// more than the buffer keeps.
+    fn shrink_to(&mut self, bytes: u64) {
+        if bytes < self.bytes {
+            let extra = self.bytes - bytes;
+            self.file.0.fetch_sub(extra, Relaxed);
+            LIVE_BYTES.fetch_sub(extra, Relaxed);
+            // INVARIANT: The counters hold `bytes` of this charge now.
+            self.bytes = bytes;
+        }
+    }
+}
+
 impl Drop for Charge {
     fn drop(&mut self) {
         // By the type invariant these were added when the charge was made.
@@ -120,55 +137,74 @@ pub(crate) struct Buffer {
     pub(crate) uninit: bool,
     /// Mapped with PMD/PUD entries on fault rather than page by page at mmap time.
     pub(crate) huge_map: bool,
+    /// PUD entries may map it where its memory is 1 GiB-aligned: the file may see physical
+    /// addresses, or the buffer was asked for 1 GiB-aligned. Otherwise where PUDs appear would
+    /// tell bits 22-29 of the physical address that INFO hides.
+    pub(crate) pud_ok: bool,
     /// Allocated on its node only.
     pub(crate) strict_node: bool,
     pub(crate) alloc_ns: u64,
     pub(crate) placement: Placement,
     /// Live VMAs mapping this buffer, shared with its debugfs entry.
     mappings: Arc<Atomic<u64>>,
-    // Fields drop in order: the buffer leaves the debugfs list, then its memory is freed, then
-    // its bytes are given back to the caps.
+    // Fields drop in order: the buffer leaves the registry (its id free again), then its memory
+    // is freed, then its bytes are given back to the counters and the caps.
     _listed: Listed,
     pub(crate) memory: Memory,
+    _live: Live,
     _charge: Charge,
 }
 
 impl Buffer {
-    /// Charges the caps, allocates `req` and times the allocation.
-    pub(crate) fn new(req: &Request, file: Arc<FileBytes>, caps: &Caps) -> Result<Arc<Self>> {
-        let charge = Charge::new(req.size, file, caps)?;
+    /// Charges the caps, allocates `req`, times the allocation and takes an id (a 32-bit one
+    /// when `compat`). `privileged`: the file may see physical addresses.
+    ///
+    /// The caps are charged first with all the memory the allocator takes at once (a HUGE
+    /// range over-allocated for its alignment), then with what the buffer keeps.
+    pub(crate) fn new(
+        req: &Request,
+        file: Arc<FileBytes>,
+        caps: &Caps,
+        privileged: bool,
+        compat: bool,
+    ) -> Result<Arc<Self>> {
+        let mut charge = Charge::new(req.span(), file, caps)?;
         let start = Instant::<Monotonic>::now();
         let memory = Memory::alloc(req);
         let alloc_ns = start.elapsed().as_nanos().max(0) as u64;
         introspect::count_alloc(req.kind, memory.is_ok());
         let memory = memory?;
+        charge.shrink_to(req.size);
         let placement = memory.placement();
-        let id = NEXT_ID.fetch_add(1, Relaxed);
         let mappings = Arc::new(Atomic::new(0), GFP_KERNEL)?;
-        let listed = Listed::new(Entry {
-            id,
-            pid: kernel::current!().tgid_nr_ns(None),
-            kind: req.kind,
-            size: req.size,
-            segments: placement.segments,
-            node: placement.node,
-            off_node: placement.off_node,
-            phys: placement.pfn << PAGE_SHIFT,
-            mappings: mappings.clone(),
-        })?;
+        let listed = Listed::new(
+            Entry {
+                pid: kernel::current!().group_leader().pid(),
+                kind: req.kind,
+                size: req.size,
+                segments: placement.segments,
+                node: placement.node,
+                off_node: placement.off_node,
+                phys: placement.pfn << PAGE_SHIFT,
+                mappings: mappings.clone(),
+            },
+            compat,
+        )?;
         Ok(Arc::new(
             Self {
-                id,
+                id: listed.id(),
                 kind: req.kind,
                 size: req.size,
                 uninit: req.uninit,
                 huge_map: req.huge_map,
+                pud_ok: privileged || req.align >= PUD_SIZE,
                 strict_node: req.strict_node,
                 alloc_ns,
                 placement,
                 mappings,
                 _listed: listed,
                 memory,
+                _live: Live::new(req.kind, req.size),
                 _charge: charge,
             },
             GFP_KERNEL,

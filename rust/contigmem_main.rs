@@ -9,10 +9,11 @@
 //! - `abi`: the ioctl structures, shared with userspace and checked against the C header;
 //! - `file`: an open file, its table of buffers and the ioctls;
 //! - `buffer`: a reference-counted buffer and the byte caps;
-//! - `introspect`: counters and the buffer list in debugfs;
+//! - `introspect`: counters and the debugfs files;
 //! - `memory`: the back-ends (kmalloc, kzalloc, vmalloc, pages, contiguous ranges);
 //! - `mapping`: mmap cookies and the VMA operations that keep buffers alive;
 //! - `registration`: the misc device, owned by this module;
+//! - `registry`: every live buffer by id; it gives out the ids;
 //! - `sys`: the few raw C calls the kernel crate has no abstraction for.
 
 mod abi;
@@ -22,6 +23,7 @@ mod introspect;
 mod mapping;
 mod memory;
 mod registration;
+mod registry;
 mod sys;
 
 use kernel::prelude::*;
@@ -65,14 +67,10 @@ struct ContigmemModule {
 impl kernel::InPlaceModule for ContigmemModule {
     fn init(module: &'static ThisModule) -> impl PinInit<Self, Error> {
         let mode = *module_parameters::mode.value() & 0o777;
-        // SAFETY: `init` runs once, and nothing uses the registry or the page allocation lock
-        // before the device exists.
-        unsafe {
-            introspect::init();
-            sys::init();
-        }
+        // SAFETY: `init` runs once, and nothing uses the registry before the device exists.
+        unsafe { registry::init() };
         try_pin_init!(Self {
-            _debugfs <- introspect::Debugfs::new(),
+            _debugfs <- introspect::Debugfs::new(module),
             _miscdev <- registration::Registration::register(c"contigmem", mode, module),
         })
     }

@@ -3,9 +3,14 @@
 //! One open file of `/dev/contigmem`: its table of buffers and the ioctls that fill it.
 //!
 //! Lock order: `mmap_lock` (held by the kernel around our mmap and VMA callbacks) -> the table's
-//! mutex; `mmap_lock` -> the debugfs registry (`introspect`). The table's mutex is never held
-//! while a buffer is dropped (which takes the registry and frees memory), nor while user memory
-//! is copied (which may fault and take `mmap_lock`).
+//! mutex; `mmap_lock` -> the registry (`registry`). The table's mutex is never held while a
+//! buffer is dropped (which takes the registry and frees memory), nor while user memory is
+//! copied (which may fault and take `mmap_lock`).
+//!
+//! Privilege is the opener's, as for `/proc/pid/pagemap`: a file opened with `CAP_SYS_ADMIN`
+//! shows physical addresses and may ask for UNINIT memory, whoever calls it later; a file
+//! opened without it never does, even in the hands of a privileged process (a daemon working on
+//! a client's file). The check is made once, at open, and writes no audit record.
 
 use core::mem::size_of;
 
@@ -104,6 +109,8 @@ pub(crate) struct ContigmemFile {
     buffers: Mutex<RBTree<u64, Arc<Buffer>>>,
     /// Bytes held by this file's buffers, freed-but-mapped ones included.
     bytes: Arc<FileBytes>,
+    /// The opener had `CAP_SYS_ADMIN` (see the top of this file).
+    privileged: bool,
 }
 
 #[vtable]
@@ -115,9 +122,25 @@ impl MiscDevice for ContigmemFile {
             try_pin_init!(ContigmemFile {
                 buffers <- new_mutex!(RBTree::new()),
                 bytes: Arc::new(FileBytes::new(), GFP_KERNEL)?,
+                privileged: sys::opener_is_privileged(),
             }),
             GFP_KERNEL,
         )
+    }
+
+    /// The last close: the buffers go one at a time, each taken out under the table's lock and
+    /// freed after it, with a reschedule point between two (a file may hold a million).
+    fn release(me: Pin<KBox<Self>>, _file: &File) {
+        loop {
+            let node = me
+                .buffers
+                .lock()
+                .cursor_front_mut()
+                .map(|c| c.remove_current().1);
+            let Some(node) = node else { break };
+            drop(node);
+            sys::cond_resched();
+        }
     }
 
     fn ioctl(me: Pin<&ContigmemFile>, _file: &File, cmd: u32, arg: usize) -> Result<isize> {
@@ -216,8 +239,9 @@ impl ContigmemFile {
             .write(&version)
     }
 
-    /// Checks an ALLOC request and turns it into a back-end [`Request`].
-    fn request(a: &abi::Alloc) -> Result<Request> {
+    /// Checks an ALLOC request and turns it into a back-end [`Request`]; `privileged`: the file
+    /// was opened with `CAP_SYS_ADMIN`.
+    fn request(a: &abi::Alloc, privileged: bool) -> Result<Request> {
         if a.reserved0 != 0 || a.reserved1 != [0; 2] || a.flags & !abi::ALLOC_FLAGS != 0 {
             return Err(EINVAL);
         }
@@ -250,7 +274,7 @@ impl ContigmemFile {
         if huge_map && !kind.takes_align() {
             return Err(EINVAL);
         }
-        if uninit && !sys::capable_sys_admin() {
+        if uninit && !privileged {
             return Err(EPERM);
         }
         Ok(Request {
@@ -267,11 +291,14 @@ impl ContigmemFile {
     fn alloc(&self, arg: UserPtr) -> Result {
         let (mut reader, mut writer) = UserSlice::new(arg, size_of::<abi::Alloc>()).reader_writer();
         let mut a: abi::Alloc = reader.read()?;
-        let req = Self::request(&a)?;
-        let buf = Buffer::new(&req, self.bytes.clone(), &caps())?;
-        if buf.id >= mapping::MAX_ID {
-            return Err(ENOSPC);
-        }
+        let req = Self::request(&a, self.privileged)?;
+        let buf = Buffer::new(
+            &req,
+            self.bytes.clone(),
+            &caps(),
+            self.privileged,
+            sys::in_compat_syscall(),
+        )?;
         a.id = buf.id;
         a.mmap_offset = mapping::cookie(buf.id);
         a.reserved_size = buf.size;
@@ -342,10 +369,10 @@ impl ContigmemFile {
         writer.write(&info)
     }
 
-    /// The buffer's physical address, or 0 for a caller without `CAP_SYS_ADMIN` (the rule of
-    /// `/proc/pid/pagemap`).
+    /// The buffer's physical address, or 0 for a file opened without `CAP_SYS_ADMIN` (the rule
+    /// of `/proc/pid/pagemap`).
     fn phys_for_caller(&self, buf: &Buffer) -> u64 {
-        if sys::capable_sys_admin() {
+        if self.privileged {
             buf.placement.pfn << PAGE_SHIFT
         } else {
             0
@@ -367,7 +394,7 @@ mod tests {
     }
 
     fn check(a: abi::Alloc) -> Result<u64> {
-        ContigmemFile::request(&a).map(|r| r.size)
+        ContigmemFile::request(&a, true).map(|r| r.size)
     }
 
     #[test]
@@ -411,11 +438,19 @@ mod tests {
         assert_eq!(check(a), Err(EINVAL));
         a.node = 0;
         assert_eq!(check(a).map(|_| ()), Ok(()));
-        let r = ContigmemFile::request(&a).map(|r| (r.node, r.strict_node));
+        let r = ContigmemFile::request(&a, true).map(|r| (r.node, r.strict_node));
         assert_eq!(r, Ok((0, true)));
         a.flags = 0;
-        let r = ContigmemFile::request(&a).map(|r| (r.node, r.strict_node));
+        let r = ContigmemFile::request(&a, true).map(|r| (r.node, r.strict_node));
         assert_eq!(r, Ok((0, false)));
+    }
+
+    #[test]
+    fn uninit_needs_a_privileged_opener() {
+        let mut a = req(PAGE_SIZE, abi::KIND_KMALLOC);
+        a.flags = abi::ALLOC_UNINIT;
+        assert_eq!(ContigmemFile::request(&a, false).map(|_| ()), Err(EPERM));
+        assert_eq!(ContigmemFile::request(&a, true).map(|r| r.uninit), Ok(true));
     }
 
     #[test]

@@ -4,6 +4,7 @@
  * the kernel crate's bindings do not export (as drivers/android/binder mixes C into a Rust
  * module). Each is one call of the kernel's own; the Rust side declares them in rust/sys.rs.
  */
+#include <linux/compat.h>
 #include <linux/mm.h>
 #include <linux/sched.h>
 #include <linux/sched/signal.h>
@@ -13,6 +14,7 @@ int contigmem_numa_mem_id(void);
 int contigmem_pfn_to_nid(unsigned long pfn);
 void contigmem_cond_resched(void);
 bool contigmem_fatal_signal_pending(void);
+bool contigmem_in_compat_syscall(void);
 
 /* The nearest node with memory to the CPU this runs on (the "local" node of allocations). */
 int contigmem_numa_mem_id(void)
@@ -36,4 +38,10 @@ void contigmem_cond_resched(void)
 bool contigmem_fatal_signal_pending(void)
 {
 	return fatal_signal_pending(current);
+}
+
+/* Whether the current system call comes from a 32-bit process (always false without COMPAT). */
+bool contigmem_in_compat_syscall(void)
+{
+	return in_compat_syscall();
 }

@@ -4,28 +4,28 @@
 //! (`/sys/kernel/debug/contigmem/`, readable by root only, so physical addresses may appear).
 //!
 //! `buffers` has one line per buffer whose memory is held (freed-but-mapped ones included):
-//! id, owner pid, kind, size, contiguous, segments, live mappings, node of the first page, pages
-//! on other nodes, physical address.
+//! id, owner pid (in the initial pid namespace), kind, size, contiguous, segments, live
+//! mappings, node of the first page, pages on other nodes, physical address. It streams: a read
+//! copies a few rows at a time out of the registry (see `sys::debugfs`).
 //! `stats` has one line per kind: live bytes, allocations, failed allocations.
 
-use core::fmt;
-
 use kernel::{
-    debugfs::{
-        Dir,
-        File, //
-    },
     prelude::*,
-    sync::{
-        atomic::{
-            Atomic,
-            Relaxed, //
-        },
-        Arc,
+    sync::atomic::{
+        Atomic,
+        Relaxed, //
     },
 };
 
-use crate::memory::Kind;
+use crate::{
+    memory::Kind,
+    registry::Buffers,
+    sys::debugfs::{
+        Dir,
+        File,
+        Table, //
+    },
+};
 
 /// Counters of one kind.
 struct KindStats {
@@ -52,8 +52,7 @@ static STATS: [KindStats; Kind::ALL.len()] = [
     KindStats::new(),
 ];
 
-/// Counts an allocation of `kind` that succeeded or failed; the live bytes are counted by
-/// [`Listed`], which exists only for buffers whose memory was allocated.
+/// Counts an allocation of `kind` that succeeded or failed.
 pub(crate) fn count_alloc(kind: Kind, ok: bool) {
     let s = &STATS[kind.to_abi() as usize];
     if ok {
@@ -63,142 +62,102 @@ pub(crate) fn count_alloc(kind: Kind, ok: bool) {
     }
 }
 
-/// What the `buffers` file shows of one buffer: its fixed facts, and the mapping count it
-/// shares with the buffer.
-pub(crate) struct Entry {
-    pub(crate) id: u64,
-    pub(crate) pid: i32,
-    pub(crate) kind: Kind,
-    pub(crate) size: u64,
-    pub(crate) segments: u64,
-    pub(crate) node: i32,
-    pub(crate) off_node: u64,
-    pub(crate) phys: u64,
-    pub(crate) mappings: Arc<Atomic<u64>>,
-}
-
-kernel::sync::global_lock! {
-    // SAFETY: Initialised in the module's `init` before the device is registered.
-    unsafe(uninit) static REGISTRY: Mutex<KVec<Entry>> = KVec::new();
-}
-
-/// Initialises the registry.
-///
-/// # Safety
-///
-/// Must be called exactly once, before any other function of this file.
-pub(crate) unsafe fn init() {
-    // SAFETY: By the safety requirements this is the one call, before any use.
-    unsafe { REGISTRY.init() };
-}
-
-/// A buffer's line in the registry and its bytes in its kind's live count, both removed when
-/// this is dropped.
+/// `size` bytes of `kind` held, counted in the kind's live bytes until this is dropped.
 ///
 /// # Invariants
 ///
-/// The registry holds an entry with id `id` while this object lives, and `size` bytes are
-/// counted in `kind`'s live bytes.
-pub(crate) struct Listed {
-    id: u64,
+/// `size` bytes are counted in `kind`'s live bytes while this object lives.
+pub(crate) struct Live {
     kind: Kind,
     size: u64,
 }
 
-impl Listed {
-    /// Adds `entry` to the registry.
-    pub(crate) fn new(entry: Entry) -> Result<Self> {
-        let (id, kind, size) = (entry.id, entry.kind, entry.size);
-        REGISTRY.lock().push(entry, GFP_KERNEL)?;
+impl Live {
+    pub(crate) fn new(kind: Kind, size: u64) -> Self {
         STATS[kind.to_abi() as usize].live_bytes.add(size, Relaxed);
-        // INVARIANT: The entry was just added and its bytes counted.
-        Ok(Self { id, kind, size })
+        // INVARIANT: The bytes were just counted.
+        Self { kind, size }
     }
 }
 
-impl Drop for Listed {
+impl Drop for Live {
     fn drop(&mut self) {
+        // By the type invariant the bytes were counted.
         STATS[self.kind.to_abi() as usize]
             .live_bytes
             .fetch_sub(self.size, Relaxed);
-        let mut list = REGISTRY.lock();
-        // By the type invariant the entry is there; its `Arc` is dropped after the lock.
-        let gone = list
+    }
+}
+
+/// A row of `stats`: one kind's counters.
+#[derive(Clone, Copy, Zeroable)]
+pub(crate) struct StatsRow {
+    kind: u32,
+    live_bytes: u64,
+    allocs: u64,
+    failures: u64,
+}
+
+/// Debugfs `stats`: one line per kind.
+struct Stats;
+
+impl Table for Stats {
+    type Row = StatsRow;
+    const HEADER: &'static str = "kind live_bytes allocs failures";
+
+    fn fill(from: u64, rows: &mut [StatsRow]) -> usize {
+        let mut n = 0;
+        for (kind, row) in Kind::ALL
             .iter()
-            .position(|e| e.id == self.id)
-            .and_then(|i| list.remove(i).ok());
-        drop(list);
-        drop(gone);
+            .filter(|k| u64::from(k.to_abi()) + 1 >= from)
+            .zip(rows.iter_mut())
+        {
+            let s = &STATS[kind.to_abi() as usize];
+            *row = StatsRow {
+                kind: kind.to_abi(),
+                live_bytes: s.live_bytes.load(Relaxed),
+                allocs: s.allocs.load(Relaxed),
+                failures: s.failures.load(Relaxed),
+            };
+            n += 1;
+        }
+        n
     }
-}
 
-fn write_buffers(_: &(), f: &mut fmt::Formatter<'_>) -> fmt::Result {
-    writeln!(
-        f,
-        "id pid kind size contiguous segments mappings node off_node phys"
-    )?;
-    for e in REGISTRY.lock().iter() {
-        writeln!(
-            f,
-            "{} {} {} {} {} {} {} {} {} {:#x}",
-            e.id,
-            e.pid,
-            e.kind.name(),
-            e.size,
-            u8::from(e.kind.contiguous()),
-            e.segments,
-            e.mappings.load(Relaxed),
-            e.node,
-            e.off_node,
-            e.phys
-        )?;
+    fn key(row: &StatsRow) -> u64 {
+        u64::from(row.kind) + 1
     }
-    Ok(())
-}
 
-fn write_stats(_: &(), f: &mut fmt::Formatter<'_>) -> fmt::Result {
-    writeln!(f, "kind live_bytes allocs failures")?;
-    for kind in Kind::ALL {
-        let s = &STATS[kind.to_abi() as usize];
-        writeln!(
+    fn write(r: &StatsRow, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        let kind = Kind::from_abi(r.kind).map_err(|_| core::fmt::Error)?;
+        write!(
             f,
             "{} {} {} {}",
             kind.name(),
-            s.live_bytes.load(Relaxed),
-            s.allocs.load(Relaxed),
-            s.failures.load(Relaxed)
-        )?;
+            r.live_bytes,
+            r.allocs,
+            r.failures
+        )
     }
-    Ok(())
 }
 
-/// The debugfs directory and its files; they go away when this is dropped, and so does the
-/// registry's storage (a static is never dropped: without this, each module unload would leak
-/// it).
-#[pin_data(PinnedDrop)]
+/// The debugfs directory and its files. The directory is declared first, so it (and the files
+/// in it) is removed before the files' operations are freed.
+#[pin_data]
 pub(crate) struct Debugfs {
     _dir: Dir,
     #[pin]
-    _buffers: File<()>,
+    _buffers: File<Buffers>,
     #[pin]
-    _stats: File<()>,
-}
-
-#[pinned_drop]
-impl PinnedDrop for Debugfs {
-    fn drop(self: Pin<&mut Self>) {
-        // The module is going: no file is open, so no buffer is left and the list is empty.
-        let storage = core::mem::take(&mut *REGISTRY.lock());
-        drop(storage);
-    }
+    _stats: File<Stats>,
 }
 
 impl Debugfs {
-    pub(crate) fn new() -> impl PinInit<Self> {
+    pub(crate) fn new(module: &'static ThisModule) -> impl PinInit<Self> {
         let dir = Dir::new(c"contigmem");
         pin_init!(Self {
-            _buffers <- dir.read_callback_file(c"buffers", (), &write_buffers),
-            _stats <- dir.read_callback_file(c"stats", (), &write_stats),
+            _buffers <- File::new(&dir, c"buffers", module),
+            _stats <- File::new(&dir, c"stats", module),
             _dir: dir,
         })
     }

@@ -20,18 +20,23 @@ use crate::{
     buffer::Buffer,
     sys::{
         self,
+        MAX_PAGE_ORDER,
         PAGE_SHIFT, //
     },
 };
 
 /// A buffer's mmap offset is its id shifted by this many bits; the low bits select the first
-/// page of a window. Buffers are therefore smaller than 64 GiB, and ids stay below
-/// [`MAX_ID`] so that offsets fit a non-negative `off_t`.
+/// page of a window (or, for read and write, the byte). Ids stay below [`MAX_ID`] so that
+/// offsets fit a non-negative `off_t`.
 pub(crate) const COOKIE_SHIFT: u32 = 36;
 /// The first id that no longer fits a cookie.
 pub(crate) const MAX_ID: u64 = 1 << (63 - COOKIE_SHIFT);
-/// The largest buffer a cookie can address.
-pub(crate) const MAX_BUFFER: u64 = 1 << COOKIE_SHIFT;
+/// The largest buffer: a cookie's span (64 GiB) less one HUGE granule (4 MiB), so that the
+/// position just past a buffer's last byte still decodes to that buffer (and reads as its end)
+/// rather than carry into the next id's cookie.
+pub(crate) const MAX_BUFFER: u64 = (1 << COOKIE_SHIFT) - (1 << (MAX_PAGE_ORDER + PAGE_SHIFT));
+/// The bits of a file position or page offset below the id.
+const OFFSET_MASK: u64 = (1 << COOKIE_SHIFT) - 1;
 
 /// The mmap offset of buffer `id`.
 pub(crate) fn cookie(id: u64) -> u64 {
@@ -46,7 +51,7 @@ pub(crate) fn decode(pgoff: u64) -> (u64, u64) {
 
 /// Splits a file position (for read and write) into the buffer id and the byte offset.
 pub(crate) fn decode_pos(pos: u64) -> (u64, u64) {
-    (pos >> COOKIE_SHIFT, pos & (MAX_BUFFER - 1))
+    (pos >> COOKIE_SHIFT, pos & OFFSET_MASK)
 }
 
 /// Maps `buf` into `vma`, from page `first_page` for the VMA's length.
@@ -117,6 +122,10 @@ fn fault(f: &sys::Fault, order: u32) -> u32 {
     let span = 1usize << (order + PAGE_SHIFT);
     let addr = f.address() & !(span - 1);
     if addr < start || end - addr < span {
+        return miss;
+    }
+    // A PUD where the memory happens to be 1 GiB-aligned would tell where it is.
+    if order + PAGE_SHIFT >= bindings::PUD_SHIFT && !buf.pud_ok {
         return miss;
     }
     let index = decode(pgoff).1 + ((addr - start) >> PAGE_SHIFT) as u64;
@@ -259,6 +268,16 @@ mod tests {
     fn window_pages_stay_in_their_buffer() {
         let last = (MAX_BUFFER >> PAGE_SHIFT) - 1;
         assert_eq!(decode((cookie(5) >> PAGE_SHIFT) + last), (5, last));
-        assert_eq!(decode((cookie(5) >> PAGE_SHIFT) + last + 1), (6, 0));
+        let span = 1u64 << (COOKIE_SHIFT - PAGE_SHIFT);
+        assert_eq!(decode((cookie(5) >> PAGE_SHIFT) + span), (6, 0));
+    }
+
+    #[test]
+    fn the_end_of_the_largest_buffer_is_its_own() {
+        // read() and write() of the largest buffer end at this position: it must name the
+        // same buffer, at its end, not the next id's first byte.
+        assert_eq!(decode_pos(cookie(5) + MAX_BUFFER), (5, MAX_BUFFER));
+        assert_eq!(decode_pos(cookie(5) + MAX_BUFFER - 1), (5, MAX_BUFFER - 1));
+        assert_eq!(MAX_BUFFER % (1 << (MAX_PAGE_ORDER + PAGE_SHIFT)), 0);
     }
 }

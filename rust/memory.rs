@@ -127,6 +127,30 @@ pub(crate) struct Request {
     pub(crate) strict_node: bool,
 }
 
+impl Request {
+    /// The order of the buddy block a PAGES buffer is cut from: its size or its alignment,
+    /// whichever is larger, rounded up to a power of two.
+    fn pages_order(&self) -> u32 {
+        let pages = (self.size >> PAGE_SHIFT).max(self.align >> PAGE_SHIFT);
+        u64::BITS - (pages - 1).leading_zeros()
+    }
+
+    /// The bytes the allocator takes at once for this request, before it gives back what the
+    /// buffer does not keep: a PAGES buffer's whole buddy block, a HUGE range with the slack
+    /// for its alignment (`ALLOC{HUGE, 4 MiB, align = 2 GiB}` isolates and migrates 2 GiB).
+    /// The caps and the headroom rule see this, not the size alone.
+    pub(crate) fn span(&self) -> u64 {
+        let pages = (self.size >> PAGE_SHIFT) as usize;
+        let align = (self.align >> PAGE_SHIFT) as usize;
+        let span = match self.kind {
+            Kind::Pages => 1usize << self.pages_order(),
+            Kind::Huge => PageRun::contig_span(pages, align).unwrap_or(pages),
+            _ => pages,
+        };
+        (span as u64) << PAGE_SHIFT
+    }
+}
+
 /// Memory owned by a buffer.
 pub(crate) enum Memory {
     Slab(RawAlloc),
@@ -163,7 +187,7 @@ impl Memory {
 
     fn alloc_on_node(req: &Request) -> Result<Self> {
         let size = usize::try_from(req.size).map_err(|_| E2BIG)?;
-        if req.size > headroom(sys::available_bytes(), sys::totalram_bytes()) {
+        if req.span() > headroom(sys::available_bytes(), sys::totalram_bytes()) {
             return Err(ENOMEM);
         }
         let pages = size >> PAGE_SHIFT;
@@ -192,16 +216,12 @@ impl Memory {
             }
             Kind::Kzalloc => Ok(Self::Slab(RawAlloc::kmalloc(size, charged | zero, nid)?)),
             Kind::Vmalloc => Ok(Self::Vmalloc(RawAlloc::vmalloc(size, charged | zero, nid)?)),
-            Kind::Pages => {
-                let order =
-                    usize::BITS - (pages.max(req.align as usize >> PAGE_SHIFT) - 1).leading_zeros();
-                Ok(Self::Pages(PageRun::alloc_pages(
-                    pages,
-                    order,
-                    charged | zero,
-                    nid,
-                )?))
-            }
+            Kind::Pages => Ok(Self::Pages(PageRun::alloc_pages(
+                pages,
+                req.pages_order(),
+                charged | zero,
+                nid,
+            )?)),
             Kind::Huge => {
                 // alloc_contig_range() refuses __GFP_ACCOUNT: contiguous ranges are not charged
                 // to a memory cgroup, the byte caps bound them instead.
@@ -463,5 +483,25 @@ mod tests {
         assert_eq!(headroom(1 << 30, 4 << 30), 768 << 20);
         assert_eq!(headroom(100 << 20, 4 << 30), 0);
         assert!(Kind::Huge.contiguous() && Kind::Kzalloc.contiguous());
+    }
+
+    #[test]
+    fn span_counts_what_the_allocator_takes() {
+        let req = |kind, size, align| Request {
+            kind,
+            size,
+            align,
+            uninit: false,
+            huge_map: false,
+            node: -1,
+            strict_node: false,
+        };
+        // 4 MiB aligned to 2 GiB: 2 GiB are isolated and migrated, then all but 4 MiB freed.
+        assert_eq!(req(Kind::Huge, 4 << 20, 2 << 30).span(), 2 << 30);
+        assert_eq!(req(Kind::Huge, 8 << 20, PAGE_SIZE).span(), 8 << 20);
+        assert_eq!(req(Kind::Huge, 12 << 20, 8 << 20).span(), 16 << 20);
+        assert_eq!(req(Kind::Pages, 12 << 10, PAGE_SIZE).span(), 16 << 10);
+        assert_eq!(req(Kind::Pages, 4 << 10, 64 << 10).span(), 64 << 10);
+        assert_eq!(req(Kind::Kmalloc, 12 << 10, PAGE_SIZE).span(), 12 << 10);
     }
 }

@@ -26,14 +26,36 @@ use kernel::{
 pub(crate) const PAGE_SIZE: u64 = kernel::page::PAGE_SIZE as u64;
 /// log2 of [`PAGE_SIZE`].
 pub(crate) const PAGE_SHIFT: u32 = kernel::page::PAGE_SHIFT as u32;
+/// The size a PUD entry maps (1 GiB on x86-64).
+pub(crate) const PUD_SIZE: u64 = 1 << bindings::PUD_SHIFT;
 /// The largest order the buddy allocator hands out (`MAX_PAGE_ORDER`).
 pub(crate) const MAX_PAGE_ORDER: u32 = bindings::MAX_PAGE_ORDER;
 
-/// Whether the current task has `CAP_SYS_ADMIN` (audited, as `capable()` is).
-pub(crate) fn capable_sys_admin() -> bool {
-    // SAFETY: `capable` only reads the current task's credentials; any capability number is
-    // accepted.
-    unsafe { bindings::capable(bindings::CAP_SYS_ADMIN as i32) }
+pub(crate) mod debugfs;
+
+/// Whether the current task has `CAP_SYS_ADMIN` in the initial user namespace, without an audit
+/// record when it has not.
+///
+/// Called when a file is opened, this is `/proc/pid/pagemap`'s rule for showing physical
+/// addresses, `file_ns_capable(file, &init_user_ns, CAP_SYS_ADMIN)`: the file's credentials are
+/// its opener's, which are the current task's during `open`. An unprivileged opener is refused
+/// quietly, as nothing was asked that needed the capability.
+pub(crate) fn opener_is_privileged() -> bool {
+    // SAFETY: `ns_capable_noaudit` only reads the current task's credentials; `init_user_ns`
+    // is a static of the kernel that lives for ever, and any capability number is accepted.
+    unsafe {
+        bindings::ns_capable_noaudit(
+            core::ptr::addr_of_mut!(bindings::init_user_ns),
+            bindings::CAP_SYS_ADMIN as i32,
+        )
+    }
+}
+
+/// Whether the current system call comes from a 32-bit (compat) process, whose `mmap2` takes
+/// the offset in pages in 32 bits.
+pub(crate) fn in_compat_syscall() -> bool {
+    // SAFETY: Reads the current task's syscall state, which any process context may do.
+    unsafe { contigmem_in_compat_syscall() }
 }
 
 // The C helpers of `helpers.c`, for static inlines of the kernel headers.
@@ -42,6 +64,7 @@ extern "C" {
     fn contigmem_pfn_to_nid(pfn: core::ffi::c_ulong) -> core::ffi::c_int;
     fn contigmem_cond_resched();
     fn contigmem_fatal_signal_pending() -> bool;
+    fn contigmem_in_compat_syscall() -> bool;
 }
 
 /// `NUMA_NO_NODE`: no node asked for; the allocators follow the task's memory policy.
@@ -296,21 +319,6 @@ impl Drop for RawAlloc {
     }
 }
 
-kernel::sync::global_lock! {
-    // SAFETY: Initialised by `init` in the module's `init`, before the device is registered.
-    unsafe(uninit) static CONTIG_ALLOC: Mutex<()> = ();
-}
-
-/// Initialises this file's global state.
-///
-/// # Safety
-///
-/// Must be called exactly once, before any other function of this file.
-pub(crate) unsafe fn init() {
-    // SAFETY: By the safety requirements this is the one call, before any use.
-    unsafe { CONTIG_ALLOC.init() };
-}
-
 /// How many pages a long loop handles between two [`cond_resched`] calls.
 pub(crate) const RESCHED_EVERY: usize = 4096;
 
@@ -402,17 +410,7 @@ impl PageRun {
         gfp: u32,
         nid: i32,
     ) -> Result<Self> {
-        if count == 0 || !align_pages.is_power_of_two() {
-            return Err(EINVAL);
-        }
-        let block = 1usize << MAX_PAGE_ORDER;
-        let rounded = count.checked_next_multiple_of(block).ok_or(E2BIG)?;
-        let natural = rounded.is_power_of_two() && rounded >= align_pages;
-        let total = if natural || align_pages <= block {
-            rounded
-        } else {
-            rounded.checked_add(align_pages - block).ok_or(E2BIG)?
-        };
+        let total = Self::contig_span(count, align_pages)?;
         if !node_online(nid) {
             // `alloc_contig_pages` takes `node_zonelist(nid)`, which indexes the node array
             // with `nid` on NUMA kernels: `NUMA_NO_NODE` (-1) reads before it (a KASAN
@@ -454,6 +452,22 @@ impl PageRun {
             pfn: base_pfn + head as u64,
             count,
         })
+    }
+
+    /// The pages [`Self::alloc_contig`] asks of the kernel at once for `count` pages aligned
+    /// to `align_pages` (a power of two).
+    pub(crate) fn contig_span(count: usize, align_pages: usize) -> Result<usize> {
+        if count == 0 || !align_pages.is_power_of_two() {
+            return Err(EINVAL);
+        }
+        let block = 1usize << MAX_PAGE_ORDER;
+        let rounded = count.checked_next_multiple_of(block).ok_or(E2BIG)?;
+        let natural = rounded.is_power_of_two() && rounded >= align_pages;
+        if natural || align_pages <= block {
+            Ok(rounded)
+        } else {
+            rounded.checked_add(align_pages - block).ok_or(E2BIG)
+        }
     }
 
     /// The PFN of the first page.

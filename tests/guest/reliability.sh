@@ -40,6 +40,13 @@ rc=$?
 tap "rmmod fails while a buffer is mapped" $? "rc=$rc: $out"
 wait $holder
 tap "the holder ran to the end" $?
+# An open debugfs file holds the module too: its operations are the module's.
+exec 4</sys/kernel/debug/contigmem/buffers
+out=$(rmmod contigmem 2>&1)
+rc=$?
+[ $rc -ne 0 ] && [ -e /sys/module/contigmem ]
+tap "rmmod fails while a debugfs file is open" $? "rc=$rc: $out"
+exec 4<&-
 out=$(rmmod contigmem 2>&1)
 tap "rmmod succeeds after munmap and close" $? "$out"
 

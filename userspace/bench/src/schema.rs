@@ -28,6 +28,10 @@ pub struct Report {
     /// (absent from reports made before the field).
     #[serde(default)]
     pub numa: Vec<NodePoint>,
+    /// Many live buffers: ALLOC+FREE cost as their number grows, close() of a file holding many,
+    /// debugfs `buffers` read whole (absent from reports made before the field).
+    #[serde(default)]
+    pub scale: Scale,
 }
 
 /// Where and how the run was made.
@@ -172,4 +176,80 @@ pub struct NodePoint {
     pub pages_4m_ns: u64,
     pub huge_64m_ns: u64,
     pub samples: u32,
+}
+
+/// Many live buffers, all 4 KiB KMALLOC, grown in one pass from the first point to the last and
+/// spread round-robin over several open files. A point the population did not reach, or a
+/// measurement that failed, has `ok: false` and the reason; its numbers are 0.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+#[serde(default)]
+pub struct Scale {
+    /// The bytes of every buffer (4096).
+    pub buffer_size: u64,
+    /// One row per live-buffer count, in growing order.
+    pub points: Vec<ScalePoint>,
+    /// close() of one extra file holding many buffers, timed at one point.
+    pub close: Option<CloseTime>,
+    /// Reading debugfs `buffers` whole, at one point.
+    pub debugfs_full: Option<DebugfsRead>,
+    /// `pair_ns` of the last point over that of the first, when both were measured.
+    pub ratio_last_first: Option<f64>,
+}
+
+/// The cost of ALLOC+FREE with `live` buffers held.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+#[serde(default)]
+pub struct ScalePoint {
+    /// Buffers held by this section's files while measuring (others of the run are freed).
+    pub live: u64,
+    /// The open files holding them.
+    pub files: u32,
+    pub ok: bool,
+    pub reason: Option<String>,
+    /// Seconds spent allocating the population from 0 to `live` (the measurements excluded).
+    pub grow_s: f64,
+    /// The ALLOC+FREE pair of one more 4 KiB buffer (files taken in turn), as seen from user
+    /// space: the median over `rounds` rounds of the round's time divided by `pairs`.
+    pub pair_ns: f64,
+    /// Pairs per round, and rounds.
+    pub pairs: u64,
+    pub rounds: u32,
+    /// open() and the first read(4096) of debugfs `buffers`, microseconds; None when debugfs
+    /// could not be read (the run's notes say why).
+    pub debugfs_first_read_us: Option<f64>,
+}
+
+/// close() of a file holding `buffers` buffers, which frees them all.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+#[serde(default)]
+pub struct CloseTime {
+    /// Buffers the file held.
+    pub buffers: u64,
+    /// Buffers held by the other files meanwhile.
+    pub other_live: u64,
+    pub ok: bool,
+    pub reason: Option<String>,
+    /// Seconds to allocate the file's buffers.
+    pub fill_s: f64,
+    /// Seconds of the close() call.
+    pub close_s: f64,
+    /// How many fewer live buffers VERSION counted after the close than before it.
+    pub freed: u64,
+}
+
+/// One full read of debugfs `buffers` with 64 KiB read() calls.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+#[serde(default)]
+pub struct DebugfsRead {
+    /// Live buffers of the module (VERSION) just before the read: every one is a line, after
+    /// the header line.
+    pub live_buffers: u64,
+    pub ok: bool,
+    pub reason: Option<String>,
+    /// Seconds from open() to the read() that returned 0.
+    pub seconds: f64,
+    pub bytes: u64,
+    pub lines: u64,
+    /// read() calls that returned data.
+    pub reads: u64,
 }

@@ -12,11 +12,12 @@ use contigmem_bench::report::{self, format, markdown::TCG_STATEMENT};
 use contigmem_bench::schema::{Report, JSON_MARKER};
 
 const FIXTURE: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixture-log.txt");
-const PLOTS: [&str; 4] = [
+const PLOTS: [&str; 5] = [
     "alloc-latency.svg",
     "map-touch.svg",
     "faults.svg",
     "transfer.svg",
+    "scale.svg",
 ];
 
 /// A fresh, empty directory under the system's temporary directory, removed on drop.
@@ -432,6 +433,10 @@ fn a_report_of_failures_only_renders() {
     }
     report.transfer.truncate(1);
     report.one_vs_many.retain(|r| r.method == "one");
+    for point in &mut report.scale.points {
+        point.ok = false;
+        point.reason = Some("not reached: growing stopped at 12 live buffers".to_string());
+    }
     let dir = TempDir::new("failures");
     // A plot of an earlier run in the same directory must not survive a skipped plot.
     report::render(&fixture_report(), dir.path()).expect("renders");
@@ -440,7 +445,12 @@ fn a_report_of_failures_only_renders() {
     let skipped: Vec<&str> = rendered.skipped.iter().map(|(f, _)| f.as_str()).collect();
     assert_eq!(
         skipped,
-        ["alloc-latency.svg", "map-touch.svg", "faults.svg"]
+        [
+            "alloc-latency.svg",
+            "map-touch.svg",
+            "faults.svg",
+            "scale.svg"
+        ]
     );
     let md = fs::read_to_string(dir.path().join("report.md")).expect("report.md");
     assert!(md.contains("Not measured: there is no size at which both kmalloc and vmalloc"));
@@ -450,4 +460,95 @@ fn a_report_of_failures_only_renders() {
     for file in skipped {
         assert!(!dir.path().join(file).exists(), "stale {file} left behind");
     }
+}
+
+#[test]
+fn answers_whether_alloc_free_scales() {
+    let report = fixture_report();
+    let (first, last) = (&report.scale.points[0], &report.scale.points[3]);
+    assert_eq!((first.live, last.live), (1_000, 1_000_000));
+    let (_dir, md) = render_fixture("scale");
+    let answer = section(&md, "### e)", "## Tables");
+    let verdict = format!(
+        "**Within the target: ALLOC+FREE at 1,000,000 live buffers costs {:.2}× what it costs \
+         at 1,000 (target ≤ 1.5×)**",
+        last.pair_ns / first.pair_ns
+    );
+    assert!(answer.contains(&verdict), "missing {verdict:?} in {answer}");
+    assert!(
+        answer.contains("**close() of a file holding 256,000 buffers took 412.00 ms**"),
+        "{answer}"
+    );
+    assert!(answer.contains("it freed all 256,000"), "{answer}");
+    assert!(
+        answer.contains("with 1,000,000 live buffers took 3.27 s**"),
+        "{answer}"
+    );
+    assert!(
+        answer.contains("1,000,001 lines (one per live buffer and the header)"),
+        "{answer}"
+    );
+    assert!(answer.contains("flat (within 2×)"), "{answer}");
+    let tables = section(&md, "### Many buffers", "## Plots");
+    assert!(
+        tables.contains("| 256,000 | 8 | ok | 12.90 µs | 1.09× | 5 × 2,000 | 5.41 s | 41.00 µs |"),
+        "{tables}"
+    );
+    assert!(tables.contains("| 256,000 | 256,000 | ok | 5.38 s | 412.00 ms | 1.61 µs | 256,000 |"));
+    assert!(tables.contains("| 1,000,000 | ok | 3.27 s | 61,888,913 | 1,000,001 | 945 |"));
+    assert!(md.contains("](scale.svg)"));
+}
+
+#[test]
+fn scale_answers_say_what_went_wrong() {
+    let mut report = fixture_report();
+    report.scale.points[0].pair_ns = 1_000.0;
+    report
+        .scale
+        .debugfs_full
+        .as_mut()
+        .expect("a full read")
+        .lines = 17;
+    report.scale.points[3].debugfs_first_read_us = Some(900_000.0);
+    let dir = TempDir::new("scale-over");
+    report::render(&report, dir.path()).expect("renders");
+    let md = fs::read_to_string(dir.path().join("report.md")).expect("report.md");
+    assert!(md.contains("**Over the target: ALLOC+FREE at 1,000,000 live buffers costs 13.60×"));
+    assert!(md.contains("17 lines (expected 1,000,001"));
+    assert!(md.contains("it grows with the buffers"));
+
+    let last = report.scale.points.last_mut().expect("a point");
+    last.ok = false;
+    last.reason =
+        Some("not reached: growing stopped at 999,424 live buffers: ALLOC: ENOMEM".into());
+    report.scale.close = None;
+    report.scale.debugfs_full = Some(contigmem_bench::schema::DebugfsRead {
+        reason: last.reason.clone(),
+        ..Default::default()
+    });
+    report::render(&report, dir.path()).expect("renders");
+    let md = fs::read_to_string(dir.path().join("report.md")).expect("report.md");
+    assert!(md.contains(
+        "Not measured: ALLOC+FREE at 1,000,000 live buffers: not reached: growing stopped at \
+         999,424 live buffers: ALLOC: ENOMEM."
+    ));
+    assert!(md.contains("close() of a file holding many buffers: not measured."));
+    assert!(md.contains("Reading debugfs `buffers` whole: not measured (not reached"));
+    assert!(md.contains("| 1,000,000 | 8 | error: not reached: growing stopped"));
+    // The plot still shows the points that were measured.
+    assert!(dir.path().join("scale.svg").is_file());
+}
+
+#[test]
+fn a_report_without_the_scale_section_still_parses() {
+    let json = r#"{"meta":{"kernel":"6.x","cmdline":"","accel":"tcg","cpus":1,"mem_bytes":0,
+        "page_size":4096,"abi_version":1,"thp_enabled":"","hugetlb_2m_free":0,
+        "hugetlb_1g_free":0,"dma_heaps":[],"repeats":1,"seconds":1.0,"notes":[]},
+        "alloc":[],"limits":[],"map_touch":[],"transfer":[],"one_vs_many":[]}"#;
+    let report = report::parse_json(json, "old").expect("an old report parses");
+    assert_eq!(report.scale, Default::default());
+    let dir = TempDir::new("old");
+    report::render(&report, dir.path()).expect("renders");
+    let md = fs::read_to_string(dir.path().join("report.md")).expect("report.md");
+    assert!(md.contains("Not measured: the report has no many-buffer points."));
 }

@@ -61,6 +61,10 @@ pub fn register(tap: &mut Tap, v: &Version) {
         per_file_cap,
     );
     tap.test("ENOSPC at the global cap across two files", global_cap);
+    tap.test(
+        "cap: a HUGE ALLOC's alignment slack counts against the cap while it is allocated",
+        align_slack_is_charged,
+    );
 }
 
 fn roundtrip(kind: Kind, size: u64) -> Outcome {
@@ -301,6 +305,44 @@ fn global_cap() -> Outcome {
     held_b.free().ctx("FREE")?;
     b.alloc(Kind::Vmalloc, page)
         .ctx("ALLOC after FREE made room")?;
+    Ok(())
+}
+
+/// `ALLOC{HUGE, 4M, align}` has the kernel isolate and migrate `align` bytes before it keeps
+/// 4 MiB: the caps must see the `align` bytes while that happens (and 4 MiB after).
+fn align_slack_is_charged() -> Outcome {
+    let dev = open()?;
+    let v = version(&dev)?;
+    let cap = v.max_file_bytes.min(v.max_total_bytes - v.live_bytes);
+    if cap > 256 * M || cap < 48 * M {
+        return Err(skip(format!(
+            "needs a cap between 48M and 256M (here {}): load with max_file_mb",
+            size_name(cap)
+        )));
+    }
+    // Hold all but a quarter of the cap; an alignment of half of it then does not fit, one of
+    // an eighth does.
+    let quarter = cap / 4 / (4 * M) * (4 * M);
+    let _held = dev
+        .alloc(Kind::Vmalloc, cap - quarter)
+        .ctx("ALLOC all but a quarter of the cap")?;
+    let half = (cap / 2).next_power_of_two() / 2;
+    let held = version(&dev)?.live_bytes;
+    expect_errno(
+        dev.alloc_with(Kind::Huge, 4 * M, &AllocOptions::new().align(2 * half)),
+        Errno::NOSPC,
+        format!("ALLOC HUGE 4M align {} with {} of the cap left", size_name(2 * half), size_name(quarter)),
+    )?;
+    let eighth = (quarter / 2).next_power_of_two() / 2;
+    let buf = dev
+        .alloc_with(Kind::Huge, 4 * M, &AllocOptions::new().align(eighth.max(8 * M)))
+        .ctx(format!("ALLOC HUGE 4M align {}", size_name(eighth.max(8 * M))))?;
+    check_eq!(
+        version(&dev)?.live_bytes - held,
+        4 * M,
+        "bytes held by the aligned 4M buffer"
+    );
+    drop(buf);
     Ok(())
 }
 

@@ -77,7 +77,7 @@ fn minflt() -> i64 {
 }
 
 /// Writes one byte to every page and returns the page faults that took.
-fn touch(map: &mut Mapping) -> i64 {
+pub fn touch(map: &mut Mapping) -> i64 {
     let page = map.page_size();
     let before = minflt();
     for off in (0..map.len()).step_by(page) {

@@ -16,6 +16,7 @@ mod lifetime;
 mod numa;
 mod privilege;
 mod rw;
+mod scale;
 mod sys;
 mod tap;
 mod util;
@@ -112,6 +113,7 @@ fn main() {
     errors::register(&mut tap, &version);
     numa::register(&mut tap);
     hardening::register(&mut tap);
+    scale::register(&mut tap);
     // Fault injection and exhaustion change the machine's state (injectors, module caps): they
     // run only when asked for by name (`contigmem-tests 'fault injection'`, `... exhaust`).
     if std::env::args().nth(1).is_some() {

@@ -1,69 +1,165 @@
 // SPDX-License-Identifier: GPL-2.0
 
-//! What an unprivileged holder of an open file may do: allocate and map, but neither read
-//! physical addresses nor skip zeroing.
+//! Privilege is the opener's, as for `/proc/pid/pagemap`: a file opened without `CAP_SYS_ADMIN`
+//! may allocate and map, but neither shows physical addresses nor skips zeroing, whoever uses it
+//! later (a privileged daemon working on a client's file included); a file opened with it keeps
+//! its rights after its holder drops privileges. Such a file also never maps a buffer with PUDs
+//! it did not ask to be 1 GiB-aligned, since where PUDs appear would tell physical address bits.
 
-use contigmem::{pattern, AllocOptions, Errno, Kind};
+use std::os::unix::fs::PermissionsExt;
+
+use contigmem::{pattern, AllocOptions, Device, Errno, Kind};
 
 use crate::sys;
-use crate::tap::{Context, Outcome, Tap};
-use crate::util::{expect_errno, open};
+use crate::tap::{Context, Fail, Outcome, Tap};
+use crate::util::{expect_errno, open, G};
+use crate::{check, check_eq};
 
 /// Registers the privilege tests.
 pub fn register(tap: &mut Tap) {
     tap.test_root(
-        "unprivileged: ALLOC works, phys_addr is 0, UNINIT gives EPERM",
-        unprivileged,
+        "unprivileged opener: ALLOC works, phys_addr is 0, UNINIT gives EPERM",
+        || as_nobody(|dev| unprivileged_file(&dev)),
+    );
+    tap.test_root(
+        "a file opened unprivileged stays so in a privileged process: phys_addr 0, UNINIT EPERM",
+        opened_unprivileged_used_by_root,
+    );
+    tap.test_root(
+        "a file opened by root keeps its rights after its holder drops to nobody (pagemap's rule)",
+        opened_by_root_used_by_nobody,
+    );
+    tap.test_root(
+        "unprivileged opener: 1G HUGE huge map uses PMDs (512 faults), a PUD only when aligned 1G",
+        || as_nobody(|dev| no_pud_unless_asked(&dev)),
     );
 }
 
-fn unprivileged() -> Outcome {
-    let dev = open()?;
+/// `/dev/contigmem` opened to everyone while this lives (the device is 0600 root otherwise).
+struct OpenToAll;
+
+impl OpenToAll {
+    fn new() -> Result<Self, Fail> {
+        set_mode(0o666)?;
+        Ok(Self)
+    }
+}
+
+impl Drop for OpenToAll {
+    fn drop(&mut self) {
+        let _ = set_mode(0o600);
+    }
+}
+
+fn set_mode(mode: u32) -> Result<(), Fail> {
+    std::fs::set_permissions(
+        contigmem::DEFAULT_PATH,
+        std::fs::Permissions::from_mode(mode),
+    )
+    .map_err(|e| format!("chmod {mode:o} {}: {e}", contigmem::DEFAULT_PATH).into())
+}
+
+/// Runs `f` in a child that became nobody and opened the device itself.
+fn as_nobody(f: impl FnOnce(Device) -> Outcome) -> Outcome {
+    let _open = OpenToAll::new()?;
     sys::fork(
         |_| {
             sys::become_nobody()?;
-            run_as_nobody(&dev).map_err(|f| format!("{f:?}"))
+            let dev = Device::open().map_err(|e| format!("open as nobody: {e}"))?;
+            f(dev).map_err(|f| format!("{f:?}"))
         },
         |_| Ok(()),
     )?;
     Ok(())
 }
 
-fn run_as_nobody(dev: &contigmem::Device) -> Outcome {
-    dev.version().ctx("VERSION as nobody")?;
+/// What a file without privilege gives: zeroed memory, no physical address, no UNINIT.
+fn unprivileged_file(dev: &Device) -> Outcome {
+    dev.version().ctx("VERSION")?;
     for kind in [Kind::Kmalloc, Kind::Pages, Kind::Huge] {
-        let buf = dev
-            .alloc(kind, 64 << 10)
-            .ctx(format!("ALLOC {kind} as nobody"))?;
-        if buf.phys_addr() != 0 {
-            return Err(format!(
-                "{kind}: ALLOC.phys_addr as nobody: expected 0, saw {:#x}",
-                buf.phys_addr()
-            )
-            .into());
-        }
-        let info = buf.info().ctx("INFO as nobody")?;
-        if info.phys_addr != 0 {
-            return Err(format!(
-                "{kind}: INFO.phys_addr as nobody: expected 0, saw {:#x}",
-                info.phys_addr
-            )
-            .into());
-        }
-        let mut map = buf.map().ctx("mmap as nobody")?;
+        let buf = dev.alloc(kind, 64 << 10).ctx(format!("ALLOC {kind}"))?;
+        check_eq!(buf.phys_addr(), 0, format!("{kind}: ALLOC.phys_addr"));
+        let info = buf.info().ctx("INFO")?;
+        check_eq!(info.phys_addr, 0, format!("{kind}: INFO.phys_addr"));
+        let mut map = buf.map().ctx("mmap")?;
         if let Some(at) = pattern::find_nonzero(&map) {
             return Err(format!("{kind}: fresh buffer not zero at {at:#x}").into());
         }
         pattern::fill(&mut map, 10);
-        pattern::check(&map, 10).map_err(|m| format!("{kind} as nobody: {m}"))?;
+        pattern::check(&map, 10).map_err(|m| format!("{kind}: {m}"))?;
     }
     for kind in [Kind::Kmalloc, Kind::Vmalloc] {
         let uninit = AllocOptions::new().uninit(true);
         expect_errno(
             dev.alloc_with(kind, 4096, &uninit),
             Errno::PERM,
-            format!("ALLOC {kind} UNINIT as nobody"),
+            format!("ALLOC {kind} UNINIT"),
         )?;
+    }
+    Ok(())
+}
+
+/// A root process that opened the device with its effective ids set to nobody's (as a daemon
+/// handed a client's file): back to root, it gets no more from that file than nobody would.
+fn opened_unprivileged_used_by_root() -> Outcome {
+    let _open = OpenToAll::new()?;
+    sys::fork(
+        |_| {
+            let dev = sys::with_euid(65534, Device::open)
+                .map_err(|e| format!("open with euid nobody: {e}"))?;
+            check_eq!(rustix::process::geteuid().as_raw(), 0, "euid after");
+            unprivileged_file(&dev).map_err(|f| format!("{f:?}"))
+        },
+        |_| Ok(()),
+    )?;
+    Ok(())
+}
+
+/// A file root opened, used by the same process after it became nobody: physical addresses
+/// and UNINIT, as `/proc/pid/pagemap` opened by root still shows frame numbers.
+fn opened_by_root_used_by_nobody() -> Outcome {
+    let dev = open()?;
+    sys::fork(
+        |_| {
+            sys::become_nobody()?;
+            let buf = dev
+                .alloc(Kind::Pages, 64 << 10)
+                .map_err(|e| format!("ALLOC as nobody: {e}"))?;
+            let info = buf.info().map_err(|e| format!("INFO as nobody: {e}"))?;
+            if info.phys_addr == 0 || buf.phys_addr() != info.phys_addr {
+                return Err(format!(
+                    "phys_addr through root's file: ALLOC {:#x}, INFO {:#x}",
+                    buf.phys_addr(),
+                    info.phys_addr
+                ));
+            }
+            dev.alloc_with(Kind::Kmalloc, 4096, &AllocOptions::new().uninit(true))
+                .map_err(|e| format!("ALLOC UNINIT as nobody through root's file: {e}"))?;
+            Ok(())
+        },
+        |_| Ok(()),
+    )?;
+    Ok(())
+}
+
+/// 1 GiB HUGE with huge mappings through an unprivileged file: a 1 GiB range comes 1 GiB-aligned
+/// from `alloc_contig_pages`, yet the mapping must use PMDs unless the caller asked for the
+/// alignment (then the PUD tells nothing the request did not).
+fn no_pud_unless_asked(dev: &Device) -> Outcome {
+    for (align, want) in [(0, 512), (G, 1)] {
+        let options = AllocOptions::new().huge_map(true).align(align);
+        let buf = dev
+            .alloc_with(Kind::Huge, G, &options)
+            .ctx(format!("ALLOC HUGE 1G align {align:#x}"))?;
+        let mut map = buf.map().ctx("mmap")?;
+        check!(
+            map.addr() as u64 % G == 0,
+            "the library placed the mapping at {:#x}, not 1G-aligned",
+            map.addr()
+        );
+        let faults = crate::hugemap::touch(&mut map);
+        println!("# unprivileged 1G HUGE, align {align:#x}: {faults} faults");
+        check_eq!(faults, want, format!("faults touching 1G (align {align:#x})"));
     }
     Ok(())
 }

@@ -125,6 +125,24 @@ pub fn become_nobody() -> Result<(), String> {
     Ok(())
 }
 
+/// Runs `f` with the effective user id `euid` (root's capabilities leave the effective set
+/// with it), then returns to euid 0, which the saved user id (still root) allows.
+pub fn with_euid<T, E: std::fmt::Display>(
+    euid: u32,
+    f: impl FnOnce() -> Result<T, E>,
+) -> Result<T, String> {
+    // SAFETY: plain system calls on this process's credentials.
+    if unsafe { libc::seteuid(euid) } != 0 {
+        return Err(format!("seteuid({euid}): {}", std::io::Error::last_os_error()));
+    }
+    let out = f().map_err(|e| e.to_string());
+    // SAFETY: as above.
+    if unsafe { libc::seteuid(0) } != 0 {
+        return Err(format!("seteuid(0): {}", std::io::Error::last_os_error()));
+    }
+    out
+}
+
 /// `mprotect(addr, len, PROT_READ | PROT_WRITE | PROT_EXEC)` on a mapping we own.
 pub fn make_executable(mem: &[u8]) -> Result<(), Errno> {
     // SAFETY: `mem` is a readable and writable mapping of ours; adding PROT_EXEC only widens

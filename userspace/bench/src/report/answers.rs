@@ -1,10 +1,10 @@
 // SPDX-License-Identifier: GPL-2.0
-//! The "Answers" section of `report.md`: the four questions the benchmark exists for, each
-//! answered from the data of the report (and "not measured" where the data is missing).
+//! The "Answers" section of `report.md`: the questions the benchmark exists for, each answered
+//! from the data of the report (and "not measured" where the data is missing).
 
 use super::format::{self, cell, ratio, times};
 use super::markdown::Md;
-use crate::schema::{AllocPoint, Limit, MapTouch, Report, Transfer};
+use crate::schema::{AllocPoint, CloseTime, Limit, MapTouch, Report, Scale, Transfer};
 
 /// The method every map-and-touch time is also compared with.
 pub const HUGETLB_2M: &str = "hugetlb-2m";
@@ -12,6 +12,11 @@ pub const HUGETLB_2M: &str = "hugetlb-2m";
 pub const ANON_4K: &str = "anon-4k";
 /// contigmem's own huge mappings, which must be no worse than hugetlbfs 2 MiB.
 pub const CONTIGMEM_HUGE: [&str; 2] = ["contigmem-huge-hugemap", "contigmem-huge-prepopulated"];
+/// The most an ALLOC+FREE pair may cost at the last many-buffer point, relative to the first.
+pub const SCALE_TARGET: f64 = 1.5;
+/// The most the first read of debugfs `buffers` may grow from the first many-buffer point to
+/// the last for the file to count as streamed (a file built whole grows with the buffers).
+pub const FIRST_READ_FLAT: f64 = 2.0;
 
 /// The whole section.
 pub fn render(report: &Report) -> Md {
@@ -25,6 +30,11 @@ pub fn render(report: &Report) -> Md {
     md.append(huge_savings(&report.map_touch));
     md.heading(3, "d) mmap or read()?");
     md.append(mmap_or_read(&report.transfer));
+    md.heading(
+        3,
+        "e) Does contigmem stay cheap with a million live buffers?",
+    );
+    md.append(scale(&report.scale));
     md
 }
 
@@ -492,4 +502,155 @@ fn read_verdict(mmap_over_pread: Option<f64>) -> String {
         Some(r) if r < 0.95 => format!("read(): pread is {:.2}× reading the mapping", 1.0 / r),
         Some(_) => "either: mmap and pread are within 5%".to_string(),
     }
+}
+
+/// e) ALLOC+FREE against live buffers, close() of a full file, debugfs `buffers` read whole.
+fn scale(scale: &Scale) -> Md {
+    let mut md = Md::default();
+    md.para(scale_verdict(scale));
+    md.line(format!("- {}", close_sentence(scale.close.as_ref())));
+    md.line(format!("- {}", debugfs_full_sentence(scale)));
+    md.line(format!("- {}", first_read_sentence(scale)));
+    md.line("");
+    md
+}
+
+/// "ALLOC+FREE at 1,000,000 live buffers costs 1.12× what it costs at 1,000 (target ≤ 1.5×)".
+pub fn scale_verdict(scale: &Scale) -> String {
+    let (Some(first), Some(last)) = (scale.points.first(), scale.points.last()) else {
+        return "Not measured: the report has no many-buffer points.".to_string();
+    };
+    if scale.points.len() < 2 {
+        return "Not measured: the report has only one many-buffer point.".to_string();
+    }
+    if let Some(p) = [first, last].into_iter().find(|p| !p.ok) {
+        return format!(
+            "Not measured: ALLOC+FREE at {} live buffers: {}.",
+            format::count(p.live),
+            cell(p.reason.as_deref().unwrap_or("no reason given"))
+        );
+    }
+    let Some(r) = ratio(last.pair_ns, first.pair_ns) else {
+        return format!(
+            "The ratio cannot be computed: ALLOC+FREE at {} live buffers took 0 ns.",
+            format::count(first.live)
+        );
+    };
+    let verdict = if r <= SCALE_TARGET {
+        "Within the target"
+    } else {
+        "Over the target"
+    };
+    format!(
+        "**{verdict}: ALLOC+FREE at {} live buffers costs {} what it costs at {} (target ≤ \
+         {SCALE_TARGET}×)**: {} vs {} a pair of 4 KiB KMALLOC buffers (the median round of {} \
+         pairs, the buffers spread over {} files).",
+        format::count(last.live),
+        times(Some(r)),
+        format::count(first.live),
+        format::duration(last.pair_ns.round() as u64),
+        format::duration(first.pair_ns.round() as u64),
+        format::count(last.pairs),
+        last.files
+    )
+}
+
+/// close() of the file holding many buffers.
+pub fn close_sentence(close: Option<&CloseTime>) -> String {
+    let Some(c) = close else {
+        return "close() of a file holding many buffers: not measured.".to_string();
+    };
+    let what = format!(
+        "close() of a file holding {} buffers",
+        format::count(c.buffers)
+    );
+    if !c.ok {
+        let why = c.reason.as_deref().unwrap_or("no reason given");
+        return format!("{what}: not measured ({}).", cell(why));
+    }
+    let freed = if c.freed == c.buffers {
+        format!("it freed all {}", format::count(c.buffers))
+    } else {
+        format!(
+            "VERSION counted {} fewer live buffers after it, not {}",
+            format::count(c.freed),
+            format::count(c.buffers)
+        )
+    };
+    format!(
+        "**{what} took {}** ({} a buffer, with {} more live in other files); {freed}.",
+        format::seconds(c.close_s),
+        format::duration((c.close_s * 1e9 / c.buffers.max(1) as f64).round() as u64),
+        format::count(c.other_live)
+    )
+}
+
+/// debugfs `buffers` read whole.
+pub fn debugfs_full_sentence(scale: &Scale) -> String {
+    let Some(f) = &scale.debugfs_full else {
+        return "Reading debugfs `buffers` whole: not measured.".to_string();
+    };
+    if !f.ok {
+        let why = f.reason.as_deref().unwrap_or("no reason given");
+        return format!(
+            "Reading debugfs `buffers` whole: not measured ({}).",
+            cell(why)
+        );
+    }
+    let expected = f.live_buffers + 1;
+    let lines = if f.lines == expected {
+        "one per live buffer and the header".to_string()
+    } else {
+        format!(
+            "expected {} (one per live buffer and the header)",
+            format::count(expected)
+        )
+    };
+    format!(
+        "**Reading debugfs `buffers` whole with {} live buffers took {}**: {} in {} lines \
+         ({lines}), {} reads of up to 64 KiB.",
+        format::count(f.live_buffers),
+        format::seconds(f.seconds),
+        format::size(f.bytes),
+        format::count(f.lines),
+        format::count(f.reads)
+    )
+}
+
+/// Whether the first read of debugfs `buffers` grows with the number of buffers.
+pub fn first_read_sentence(scale: &Scale) -> String {
+    let measured: Vec<(u64, f64)> = scale
+        .points
+        .iter()
+        .filter_map(|p| Some((p.live, p.debugfs_first_read_us?)))
+        .collect();
+    let (Some(first), Some(last)) = (measured.first(), measured.last()) else {
+        return "The first read of debugfs `buffers`: not measured.".to_string();
+    };
+    let us = |us: f64| format::duration((us * 1e3).round() as u64);
+    if measured.len() < 2 {
+        return format!(
+            "open() and the first 4 KiB read of debugfs `buffers` took {} at {} live buffers \
+             (one point only).",
+            us(first.1),
+            format::count(first.0)
+        );
+    }
+    let r = ratio(last.1, first.1);
+    let verdict = match r {
+        Some(r) if r <= FIRST_READ_FLAT => format!(
+            "flat (within {FIRST_READ_FLAT}×): the first read does not wait for the whole file"
+        ),
+        Some(_) => "it grows with the buffers: the first read waits for the whole file".to_string(),
+        None => "the ratio cannot be computed".to_string(),
+    };
+    format!(
+        "open() and the first 4 KiB read of debugfs `buffers` took {} at {} live buffers and {} \
+         at {} ({}): {verdict}.",
+        us(first.1),
+        format::count(first.0),
+        us(last.1),
+        format::count(last.0),
+        times(r)
+    )
 }

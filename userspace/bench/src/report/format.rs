@@ -71,6 +71,11 @@ fn duration_with(ns: f64, number: impl Fn(f64) -> String) -> String {
     }
 }
 
+/// Seconds as a duration for tables: "420.00 ms", "1.23 s".
+pub fn seconds(s: f64) -> String {
+    duration((s * 1e9).round() as u64)
+}
+
 /// Nanoseconds as milliseconds with two decimals, without the unit: "12.34".
 pub fn ms(ns: u64) -> String {
     format!("{:.2}", ns as f64 / 1e6)
@@ -107,6 +112,36 @@ pub fn code(text: &str) -> String {
     format!("`{}`", cell(&text.replace('`', "'")))
 }
 
+/// A count with thousands separators: "1,000,000".
+pub fn count(n: u64) -> String {
+    let digits = n.to_string();
+    let mut out = String::with_capacity(digits.len() + digits.len() / 3);
+    for (i, digit) in digits.chars().enumerate() {
+        if i > 0 && (digits.len() - i) % 3 == 0 {
+            out.push(',');
+        }
+        out.push(digit);
+    }
+    out
+}
+
+/// A count the short way, for plot axes: "500", "1k", "16k", "1.5M"; empty for a fraction.
+pub fn count_short(n: f64) -> String {
+    if !n.is_finite() || n < 0.0 || n.fract() != 0.0 {
+        return String::new();
+    }
+    let value = |unit: f64| trim_decimals(&format!("{:.2}", n / unit));
+    if n >= 1e9 {
+        format!("{}G", value(1e9))
+    } else if n >= 1e6 {
+        format!("{}M", value(1e6))
+    } else if n >= 1e3 {
+        format!("{}k", value(1e3))
+    } else {
+        format!("{n:.0}")
+    }
+}
+
 /// "1 fault", "2 faults".
 pub fn plural(count: u64, word: &str) -> String {
     if count == 1 {
@@ -139,6 +174,8 @@ mod tests {
         assert_eq!(duration(1_230_000_000), "1.23 s");
         assert_eq!(duration_short(100_000.0), "100 µs");
         assert_eq!(ms(12_345_678), "12.35");
+        assert_eq!(seconds(1.234), "1.23 s");
+        assert_eq!(seconds(0.42), "420.00 ms");
     }
 
     #[test]
@@ -146,5 +183,19 @@ mod tests {
         assert_eq!(times(ratio(3.0, 2.0)), "1.50×");
         assert_eq!(times(ratio(3.0, 0.0)), "—");
         assert_eq!(cell("a|b\nc"), "a\\|b c");
+    }
+
+    #[test]
+    fn counts() {
+        assert_eq!(count(0), "0");
+        assert_eq!(count(999), "999");
+        assert_eq!(count(1_000), "1,000");
+        assert_eq!(count(256_000), "256,000");
+        assert_eq!(count(1_000_000), "1,000,000");
+        assert_eq!(count_short(500.0), "500");
+        assert_eq!(count_short(1_000.0), "1k");
+        assert_eq!(count_short(16_000.0), "16k");
+        assert_eq!(count_short(1_500_000.0), "1.5M");
+        assert_eq!(count_short(2.5), "");
     }
 }

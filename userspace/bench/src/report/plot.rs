@@ -11,7 +11,7 @@ use plotters::coord::Shift;
 use plotters::prelude::*;
 use plotters::style::text_anchor::{HPos, Pos, VPos};
 
-use super::answers::{best_transfer, in_order, sorted_unique};
+use super::answers::{best_transfer, in_order, sorted_unique, SCALE_TARGET};
 use super::{format, ReportError, Result};
 use crate::schema::{MapTouch, Report};
 
@@ -30,11 +30,12 @@ pub struct PlotOutcome {
 type DrawFn = fn(&Report, &Path) -> Result<Option<String>>;
 
 /// The plots, in the order the markdown links them.
-const PLOTS: [(&str, &str, DrawFn); 4] = [
+const PLOTS: [(&str, &str, DrawFn); 5] = [
     ("alloc-latency.svg", "Allocation latency", alloc_latency),
     ("map-touch.svg", "Map and touch: total time", map_touch_time),
     ("faults.svg", "Map and touch: page faults", map_touch_faults),
     ("transfer.svg", "Transfer throughput", transfer),
+    ("scale.svg", "ALLOC+FREE cost against live buffers", scale),
 ];
 
 const FONT: &str = "sans-serif";
@@ -423,6 +424,91 @@ fn transfer(report: &Report, path: &Path) -> Result<Option<String>> {
         .position(SeriesLabelPosition::UpperRight)
         .background_style(WHITE.mix(0.9))
         .border_style(BLACK)
+        .draw()
+        .map_err(&err)?;
+    root.present().map_err(&err)?;
+    Ok(None)
+}
+
+/// 4. ALLOC+FREE time of a pair against live buffers (log x), with the target line.
+fn scale(report: &Report, path: &Path) -> Result<Option<String>> {
+    let points: Vec<(f64, f64)> = report
+        .scale
+        .points
+        .iter()
+        .filter(|p| p.ok && p.live > 0 && p.pair_ns > 0.0 && p.pair_ns.is_finite())
+        .map(|p| (p.live as f64, p.pair_ns))
+        .collect();
+    let Some((x_lo, x_hi)) = positive_range(points.iter().map(|p| p.0)) else {
+        return Ok(Some("no many-buffer point was measured".to_string()));
+    };
+    // The target: the cost at the first point, times SCALE_TARGET, when the first point ran.
+    let first = report.scale.points.first().filter(|p| p.ok);
+    let target = first
+        .filter(|p| p.pair_ns > 0.0)
+        .map(|p| (p.pair_ns * SCALE_TARGET, p.live));
+    let top = points
+        .iter()
+        .map(|p| p.1)
+        .chain(target.map(|t| t.0))
+        .fold(0.0, f64::max);
+    // Room for the first and last points' labels: half and twice them on the log axis.
+    let (x_lo, x_hi) = (x_lo / 2.0, x_hi * 2.0);
+    let err = plot_error(path);
+    let root = SVGBackend::new(path, (1000, 600)).into_drawing_area();
+    root.fill(&WHITE).map_err(&err)?;
+    let mut chart = ChartBuilder::on(&root)
+        .caption(
+            "ALLOC+FREE of a 4 KiB KMALLOC buffer against live buffers (log x)",
+            (FONT, 22),
+        )
+        .margin(15)
+        .x_label_area_size(45)
+        .y_label_area_size(90)
+        .build_cartesian_2d((x_lo..x_hi).log_scale(), 0.0..top * 1.25)
+        .map_err(&err)?;
+    chart
+        .configure_mesh()
+        .x_label_formatter(&|x| format::count_short(*x))
+        .y_label_formatter(&|y| format::duration_short(*y))
+        .x_desc("live buffers")
+        .y_desc("ALLOC+FREE a pair (median round)")
+        .draw()
+        .map_err(&err)?;
+    let c = color(0);
+    chart
+        .draw_series(LineSeries::new(points.iter().copied(), c.stroke_width(2)))
+        .map_err(&err)?
+        .label("ALLOC+FREE a pair")
+        .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], c.stroke_width(2)));
+    chart
+        .draw_series(points.iter().map(|p| Circle::new(*p, 4, c.filled())))
+        .map_err(&err)?;
+    let text = TextStyle::from((FONT, 13).into_font()).pos(Pos::new(HPos::Center, VPos::Bottom));
+    chart
+        .draw_series(
+            points
+                .iter()
+                .map(|&(x, y)| Text::new(format::duration_short(y), (x, y * 1.04), text.clone())),
+        )
+        .map_err(&err)?;
+    if let Some((value, live)) = target {
+        let line = vec![(x_lo, value), (x_hi, value)];
+        chart
+            .draw_series(LineSeries::new(line, RED.stroke_width(2)))
+            .map_err(&err)?
+            .label(format!(
+                "target: {SCALE_TARGET}× the cost at {} live buffers",
+                format::count(live)
+            ))
+            .legend(|(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], RED.stroke_width(2)));
+    }
+    chart
+        .configure_series_labels()
+        .position(SeriesLabelPosition::LowerRight)
+        .background_style(WHITE.mix(0.9))
+        .border_style(BLACK)
+        .label_font((FONT, 14))
         .draw()
         .map_err(&err)?;
     root.present().map_err(&err)?;

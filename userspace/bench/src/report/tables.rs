@@ -4,7 +4,7 @@
 use super::answers::{in_order, limits_table, sorted_unique};
 use super::format::{self, cell, ratio, times};
 use super::markdown::Md;
-use crate::schema::{AllocPoint, MapTouch, NodePoint, OneVsMany, Report, Transfer};
+use crate::schema::{AllocPoint, MapTouch, NodePoint, OneVsMany, Report, Scale, Transfer};
 
 /// The whole section.
 pub fn render(report: &Report) -> Md {
@@ -26,6 +26,120 @@ pub fn render(report: &Report) -> Md {
     md.append(one_vs_many(&report.one_vs_many));
     md.heading(3, "NUMA nodes");
     md.append(numa(&report.numa));
+    md.heading(3, "Many buffers");
+    md.append(scale(&report.scale));
+    md
+}
+
+/// "ok", or "error: why".
+fn status(ok: bool, reason: Option<&str>) -> String {
+    if ok {
+        "ok".to_string()
+    } else {
+        format!("error: {}", cell(reason.unwrap_or("no reason given")))
+    }
+}
+
+fn scale(scale: &Scale) -> Md {
+    let mut md = Md::default();
+    if scale.points.is_empty() {
+        md.para("Not measured.");
+        return md;
+    }
+    md.para(format!(
+        "{} KMALLOC buffers, grown in one pass and spread over the files in turn. ALLOC+FREE is \
+         one more buffer allocated and freed, seen from user space: the median round of the \
+         given pairs, divided by them. \"Grown in\" is the time spent allocating the buffers \
+         from none (the measurements excluded); \"debugfs first read\" is open() and the first \
+         read(4096) of `buffers`.",
+        format::size(scale.buffer_size)
+    ));
+    let first = scale.points.first().filter(|p| p.ok).map(|p| p.pair_ns);
+    let rows: Vec<Vec<String>> = scale
+        .points
+        .iter()
+        .map(|p| {
+            let measured = |text: String| if p.ok { text } else { "—".to_string() };
+            vec![
+                format::count(p.live),
+                p.files.to_string(),
+                status(p.ok, p.reason.as_deref()),
+                measured(format::duration(p.pair_ns.round() as u64)),
+                measured(times(first.and_then(|f| ratio(p.pair_ns, f)))),
+                measured(format!("{} × {}", p.rounds, format::count(p.pairs))),
+                measured(format::seconds(p.grow_s)),
+                format::or_dash(
+                    p.debugfs_first_read_us
+                        .map(|us| format::duration((us * 1e3).round() as u64)),
+                ),
+            ]
+        })
+        .collect();
+    md.table(
+        &[
+            "live buffers",
+            "files",
+            "status",
+            "ALLOC+FREE a pair",
+            "vs the first",
+            "rounds × pairs",
+            "grown in",
+            "debugfs first read",
+        ],
+        &rows,
+    );
+    match &scale.close {
+        None => md.para("close() of a file holding many buffers: not measured."),
+        Some(c) => {
+            let measured = |text: String| if c.ok { text } else { "—".to_string() };
+            md.table(
+                &[
+                    "close(): buffers in the file",
+                    "live in other files",
+                    "status",
+                    "fill",
+                    "close()",
+                    "a buffer",
+                    "freed (VERSION)",
+                ],
+                &[vec![
+                    format::count(c.buffers),
+                    format::count(c.other_live),
+                    status(c.ok, c.reason.as_deref()),
+                    measured(format::seconds(c.fill_s)),
+                    measured(format::seconds(c.close_s)),
+                    measured(format::duration(
+                        (c.close_s * 1e9 / c.buffers.max(1) as f64).round() as u64,
+                    )),
+                    measured(format::count(c.freed)),
+                ]],
+            );
+        }
+    }
+    match &scale.debugfs_full {
+        None => md.para("Reading debugfs `buffers` whole: not measured."),
+        Some(f) => {
+            let measured = |text: String| if f.ok { text } else { "—".to_string() };
+            md.table(
+                &[
+                    "debugfs `buffers` whole: live buffers",
+                    "status",
+                    "time",
+                    "bytes",
+                    "lines",
+                    "reads of 64 KiB",
+                ],
+                &[vec![
+                    measured(format::count(f.live_buffers)),
+                    status(f.ok, f.reason.as_deref()),
+                    measured(format::seconds(f.seconds)),
+                    measured(format::count(f.bytes)),
+                    measured(format::count(f.lines)),
+                    measured(format::count(f.reads)),
+                ]],
+            );
+        }
+    }
     md
 }
 

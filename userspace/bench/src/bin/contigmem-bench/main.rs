@@ -15,6 +15,7 @@ mod maptouch;
 mod meta;
 mod numa;
 mod onevsmany;
+mod scale;
 mod transfer;
 mod util;
 
@@ -34,6 +35,16 @@ pub struct Plan {
     pub sweep_max: u64,
     /// Largest size the limit probe tries (u64::MAX: up to each kind's advertised maximum).
     pub limit_max: u64,
+    /// The live-buffer counts of the scale section, reached in one growing pass.
+    pub scale_points: &'static [u64],
+    /// ALLOC+FREE pairs per timed round at each of them.
+    pub scale_pairs: u64,
+    /// The point at which close() of a file holding that many buffers is timed.
+    pub scale_close: u64,
+    /// The point at which debugfs `buffers` is read whole.
+    pub scale_debugfs: u64,
+    /// Seconds the scale section may spend growing its population before it gives up.
+    pub scale_budget_s: u64,
 }
 
 const FULL: Plan = Plan {
@@ -41,6 +52,11 @@ const FULL: Plan = Plan {
     map_sizes: &[64 << 20, 1 << 30],
     sweep_max: 1 << 30,
     limit_max: u64::MAX,
+    scale_points: &[1_000, 16_000, 256_000, 1_000_000],
+    scale_pairs: 2_000,
+    scale_close: 256_000,
+    scale_debugfs: 1_000_000,
+    scale_budget_s: 900,
 };
 
 const QUICK: Plan = Plan {
@@ -48,6 +64,11 @@ const QUICK: Plan = Plan {
     map_sizes: &[8 << 20],
     sweep_max: 8 << 20,
     limit_max: 64 << 20,
+    scale_points: &[1_000, 16_000],
+    scale_pairs: 500,
+    scale_close: 16_000,
+    scale_debugfs: 16_000,
+    scale_budget_s: 120,
 };
 
 fn main() {
@@ -89,6 +110,8 @@ fn run(plan: Plan, accel: String) -> Result<(), String> {
     report.one_vs_many = onevsmany::run(&dev);
     util::progress("NUMA nodes");
     report.numa = numa::run(&dev, &plan, &mut report.meta.notes);
+    util::progress("many buffers");
+    report.scale = scale::run(&dev, &plan, &mut report.meta.notes);
     // Last: probing for the largest allocation runs memory low.
     util::progress("limits");
     report.limits = alloc::limits(&dev, &version, plan.limit_max);

@@ -189,7 +189,10 @@ const METHODS: [(&str, &str); 8] = [
         "contigmem-huge-prepopulated",
         "contigmem HUGE, pre-populated at mmap",
     ),
-    ("hugetlb-2m", "hugetlbfs MAP_HUGETLB 2 MiB (pool grown per run)"),
+    (
+        "hugetlb-2m",
+        "hugetlbfs MAP_HUGETLB 2 MiB (pool grown per run)",
+    ),
     ("hugetlb-1g", "hugetlbfs MAP_HUGETLB 1 GiB (boot-time pool)"),
     ("anon-thp", "anonymous, THP (MADV_HUGEPAGE)"),
     ("anon-4k", "anonymous, 4 KiB (MADV_NOHUGEPAGE)"),
