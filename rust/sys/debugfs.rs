@@ -43,8 +43,8 @@ pub(crate) trait Table: 'static {
     fn write(row: &Self::Row, f: &mut fmt::Formatter<'_>) -> fmt::Result;
 }
 
-/// `SEQ_START_TOKEN`: the header's place in the iteration.
-const HEADER_TOKEN: *mut c_void = 1 as *mut c_void;
+/// `SEQ_START_TOKEN` (`(void *)1`): the header's place in the iteration, never dereferenced.
+const HEADER_TOKEN: *mut c_void = ptr::without_provenance_mut(1);
 
 /// The state of one open file: the batch being shown. `seq_open_private` allocates it zeroed
 /// (an empty batch) and `seq_release_private` frees it.
@@ -133,6 +133,10 @@ unsafe extern "C" fn next<T: Table>(
 }
 
 /// `seq_operations.stop`: nothing is held between calls.
+///
+/// # Safety
+///
+/// Called by `seq_file`; it touches nothing.
 unsafe extern "C" fn stop<T: Table>(_m: *mut bindings::seq_file, _v: *mut c_void) {}
 
 /// One row as a line.

@@ -314,7 +314,7 @@ fn align_slack_is_charged() -> Outcome {
     let dev = open()?;
     let v = version(&dev)?;
     let cap = v.max_file_bytes.min(v.max_total_bytes - v.live_bytes);
-    if cap > 256 * M || cap < 48 * M {
+    if !(48 * M..=256 * M).contains(&cap) {
         return Err(skip(format!(
             "needs a cap between 48M and 256M (here {}): load with max_file_mb",
             size_name(cap)
@@ -331,12 +331,23 @@ fn align_slack_is_charged() -> Outcome {
     expect_errno(
         dev.alloc_with(Kind::Huge, 4 * M, &AllocOptions::new().align(2 * half)),
         Errno::NOSPC,
-        format!("ALLOC HUGE 4M align {} with {} of the cap left", size_name(2 * half), size_name(quarter)),
+        format!(
+            "ALLOC HUGE 4M align {} with {} of the cap left",
+            size_name(2 * half),
+            size_name(quarter)
+        ),
     )?;
     let eighth = (quarter / 2).next_power_of_two() / 2;
     let buf = dev
-        .alloc_with(Kind::Huge, 4 * M, &AllocOptions::new().align(eighth.max(8 * M)))
-        .ctx(format!("ALLOC HUGE 4M align {}", size_name(eighth.max(8 * M))))?;
+        .alloc_with(
+            Kind::Huge,
+            4 * M,
+            &AllocOptions::new().align(eighth.max(8 * M)),
+        )
+        .ctx(format!(
+            "ALLOC HUGE 4M align {}",
+            size_name(eighth.max(8 * M))
+        ))?;
     check_eq!(
         version(&dev)?.live_bytes - held,
         4 * M,

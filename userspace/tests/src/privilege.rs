@@ -159,7 +159,11 @@ fn no_pud_unless_asked(dev: &Device) -> Outcome {
         );
         let faults = crate::hugemap::touch(&mut map);
         println!("# unprivileged 1G HUGE, align {align:#x}: {faults} faults");
-        check_eq!(faults, want, format!("faults touching 1G (align {align:#x})"));
+        check_eq!(
+            faults,
+            want,
+            format!("faults touching 1G (align {align:#x})")
+        );
     }
     Ok(())
 }

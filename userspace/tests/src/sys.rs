@@ -133,7 +133,10 @@ pub fn with_euid<T, E: std::fmt::Display>(
 ) -> Result<T, String> {
     // SAFETY: plain system calls on this process's credentials.
     if unsafe { libc::seteuid(euid) } != 0 {
-        return Err(format!("seteuid({euid}): {}", std::io::Error::last_os_error()));
+        return Err(format!(
+            "seteuid({euid}): {}",
+            std::io::Error::last_os_error()
+        ));
     }
     let out = f().map_err(|e| e.to_string());
     // SAFETY: as above.
@@ -247,4 +250,3 @@ mod tests {
         assert_eq!(result, Err("parent failed".into()));
     }
 }
-
