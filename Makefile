@@ -8,8 +8,8 @@
 #   make bench        set up, build, boot the benchmark kernel and measure every allocator,
 #                     mapping and transfer method; writes out/bench/report/ (BENCH_ARGS=--quick)
 #   make stress       a long randomised stress/fuzz pass (STRESS_SEED, STRESS_ITERATIONS,
-#                     STRESS_SECONDS, STRESS_THREADS, STRESS_PROCS)
-#   make kernel       fetch and build the test kernel (FLAVOUR=debug|bench)
+#                     STRESS_SECONDS, STRESS_THREADS, STRESS_PROCS; FLAVOUR=race: under KCSAN)
+#   make kernel       fetch and build the test kernel (FLAVOUR=debug|bench|race)
 #   make deps         install the Debian packages and bindgen the build needs
 #   make userspace    build the static guest binaries (library, CLI, tests)
 #   make examples     build the C example (static, for the guest) into out/examples/

@@ -23,6 +23,10 @@ use kernel::{
 };
 
 use crate::{
+    ids::{
+        FileIds,
+        Held, //
+    },
     introspect::{
         self,
         Live, //
@@ -69,9 +73,30 @@ fn try_add(counter: &Atomic<u64>, bytes: u64, cap: u64) -> Result {
 /// still counts against the file that allocated it.
 pub(crate) struct FileBytes(Atomic<u64>);
 
-impl FileBytes {
-    pub(crate) fn new() -> Self {
-        Self(Atomic::new(0))
+/// The serial number of the next file opened (shown in debugfs, never reused).
+static NEXT_FILE: Atomic<u64> = Atomic::new(1);
+
+/// What a buffer takes from the open file that allocates it.
+pub(crate) struct Owner {
+    /// The bytes the file holds.
+    bytes: Arc<FileBytes>,
+    /// The file's ids.
+    ids: Arc<FileIds>,
+    /// The file's serial number.
+    serial: u64,
+    /// The file was opened with `CAP_SYS_ADMIN` (see `file`).
+    pub(crate) privileged: bool,
+}
+
+impl Owner {
+    /// The share of a newly opened file.
+    pub(crate) fn new(privileged: bool) -> Result<Self> {
+        Ok(Self {
+            bytes: Arc::new(FileBytes(Atomic::new(0)), GFP_KERNEL_ACCOUNT)?,
+            ids: FileIds::new()?,
+            serial: NEXT_FILE.fetch_add(1, Relaxed),
+            privileged,
+        })
     }
 }
 
@@ -147,28 +172,30 @@ pub(crate) struct Buffer {
     pub(crate) placement: Placement,
     /// Live VMAs mapping this buffer, shared with its debugfs entry.
     mappings: Arc<Atomic<u64>>,
-    // Fields drop in order: the buffer leaves the registry (its id free again), then its memory
-    // is freed, then its bytes are given back to the counters and the caps.
+    // Fields drop in order: the buffer leaves the registry, then its memory is freed, then its
+    // bytes are given back to the counters and the caps, and last its id to its file.
     _listed: Listed,
     pub(crate) memory: Memory,
     _live: Live,
     _charge: Charge,
+    _held: Held,
 }
 
 impl Buffer {
-    /// Charges the caps, allocates `req`, times the allocation and takes an id (a 32-bit one
-    /// when `compat`). `privileged`: the file may see physical addresses.
+    /// Takes an id of `owner`'s file (a 32-bit one when `compat`), charges the caps, allocates
+    /// `req` and times the allocation.
     ///
+    /// The id comes first, so that a file out of ids is refused before any memory is touched.
     /// The caps are charged first with all the memory the allocator takes at once (a HUGE
     /// range over-allocated for its alignment), then with what the buffer keeps.
     pub(crate) fn new(
         req: &Request,
-        file: Arc<FileBytes>,
+        owner: &Owner,
         caps: &Caps,
-        privileged: bool,
         compat: bool,
     ) -> Result<Arc<Self>> {
-        let mut charge = Charge::new(req.span(), file, caps)?;
+        let held = Held::take(&owner.ids, compat)?;
+        let mut charge = Charge::new(req.span(), owner.bytes.clone(), caps)?;
         let start = Instant::<Monotonic>::now();
         let memory = Memory::alloc(req);
         let alloc_ns = start.elapsed().as_nanos().max(0) as u64;
@@ -176,28 +203,27 @@ impl Buffer {
         let memory = memory?;
         charge.shrink_to(req.size);
         let placement = memory.placement();
-        let mappings = Arc::new(Atomic::new(0), GFP_KERNEL)?;
-        let listed = Listed::new(
-            Entry {
-                pid: kernel::current!().group_leader().pid(),
-                kind: req.kind,
-                size: req.size,
-                segments: placement.segments,
-                node: placement.node,
-                off_node: placement.off_node,
-                phys: placement.pfn << PAGE_SHIFT,
-                mappings: mappings.clone(),
-            },
-            compat,
-        )?;
+        let mappings = Arc::new(Atomic::new(0), GFP_KERNEL_ACCOUNT)?;
+        let listed = Listed::new(Entry {
+            id: held.id(),
+            file: owner.serial,
+            pid: kernel::current!().group_leader().pid(),
+            kind: req.kind,
+            size: req.size,
+            segments: placement.segments,
+            node: placement.node,
+            off_node: placement.off_node,
+            phys: placement.pfn << PAGE_SHIFT,
+            mappings: mappings.clone(),
+        })?;
         Ok(Arc::new(
             Self {
-                id: listed.id(),
+                id: held.id(),
                 kind: req.kind,
                 size: req.size,
                 uninit: req.uninit,
                 huge_map: req.huge_map,
-                pud_ok: privileged || req.align >= PUD_SIZE,
+                pud_ok: owner.privileged || req.align >= PUD_SIZE,
                 strict_node: req.strict_node,
                 alloc_ns,
                 placement,
@@ -206,8 +232,9 @@ impl Buffer {
                 memory,
                 _live: Live::new(req.kind, req.size),
                 _charge: charge,
+                _held: held,
             },
-            GFP_KERNEL,
+            GFP_KERNEL_ACCOUNT,
         )?)
     }
 

@@ -9,16 +9,18 @@
 //! - `abi`: the ioctl structures, shared with userspace and checked against the C header;
 //! - `file`: an open file, its table of buffers and the ioctls;
 //! - `buffer`: a reference-counted buffer and the byte caps;
+//! - `ids`: buffer ids (the machine's, and each file's for 32-bit processes);
 //! - `introspect`: counters and the debugfs files;
 //! - `memory`: the back-ends (kmalloc, kzalloc, vmalloc, pages, contiguous ranges);
 //! - `mapping`: mmap cookies and the VMA operations that keep buffers alive;
 //! - `registration`: the misc device, owned by this module;
-//! - `registry`: every live buffer by id; it gives out the ids;
+//! - `registry`: every live buffer, for debugfs;
 //! - `sys`: the few raw C calls the kernel crate has no abstraction for.
 
 mod abi;
 mod buffer;
 mod file;
+mod ids;
 mod introspect;
 mod mapping;
 mod memory;
@@ -67,11 +69,18 @@ struct ContigmemModule {
 impl kernel::InPlaceModule for ContigmemModule {
     fn init(module: &'static ThisModule) -> impl PinInit<Self, Error> {
         let mode = *module_parameters::mode.value() & 0o777;
-        // SAFETY: `init` runs once, and nothing uses the registry before the device exists.
-        unsafe { registry::init() };
+        // SAFETY: `init` runs once, and nothing uses the registry or the ids before the device
+        // exists.
+        unsafe {
+            registry::init();
+            ids::init();
+        }
+        // The device first: were its registration to fail, the module would be freed at once,
+        // and no debugfs file of it may have been opened by then. Fields drop in declaration
+        // order, the debugfs files first.
         try_pin_init!(Self {
-            _debugfs <- introspect::Debugfs::new(module),
             _miscdev <- registration::Registration::register(c"contigmem", mode, module),
+            _debugfs <- introspect::Debugfs::new(module),
         })
     }
 }

@@ -8,9 +8,11 @@
 //! copied (which may fault and take `mmap_lock`).
 //!
 //! Privilege is the opener's, as for `/proc/pid/pagemap`: a file opened with `CAP_SYS_ADMIN`
-//! shows physical addresses and may ask for UNINIT memory, whoever calls it later; a file
-//! opened without it never does, even in the hands of a privileged process (a daemon working on
-//! a client's file). The check is made once, at open, and writes no audit record.
+//! shows physical addresses, whoever calls it later; a file opened without it never does, even
+//! in the hands of a privileged process (a daemon working on a client's file). UNINIT memory,
+//! which may hold another process's data, needs both: a privileged file and a caller with
+//! `CAP_SYS_ADMIN` (a privileged file inherited by, or handed to, an unprivileged process does
+//! not give it out). No check writes an audit record.
 
 use core::mem::size_of;
 
@@ -54,7 +56,7 @@ use crate::{
         self,
         Buffer,
         Caps,
-        FileBytes, //
+        Owner, //
     },
     mapping,
     memory::{
@@ -107,10 +109,8 @@ pub(crate) struct ContigmemFile {
     /// The buffers this file allocated and has not freed, by id.
     #[pin]
     buffers: Mutex<RBTree<u64, Arc<Buffer>>>,
-    /// Bytes held by this file's buffers, freed-but-mapped ones included.
-    bytes: Arc<FileBytes>,
-    /// The opener had `CAP_SYS_ADMIN` (see the top of this file).
-    privileged: bool,
+    /// What its buffers take from it: its bytes, its ids, its privilege.
+    owner: Owner,
 }
 
 #[vtable]
@@ -121,8 +121,7 @@ impl MiscDevice for ContigmemFile {
         KBox::try_pin_init(
             try_pin_init!(ContigmemFile {
                 buffers <- new_mutex!(RBTree::new()),
-                bytes: Arc::new(FileBytes::new(), GFP_KERNEL)?,
-                privileged: sys::opener_is_privileged(),
+                owner: Owner::new(sys::privileged())?,
             }),
             GFP_KERNEL,
         )
@@ -274,10 +273,10 @@ impl ContigmemFile {
         if huge_map && !kind.takes_align() {
             return Err(EINVAL);
         }
-        if uninit && !privileged {
+        if uninit && !(privileged && sys::privileged()) {
             return Err(EPERM);
         }
-        Ok(Request {
+        let req = Request {
             kind,
             size,
             align,
@@ -285,20 +284,20 @@ impl ContigmemFile {
             huge_map,
             node: a.node,
             strict_node,
-        })
+        };
+        // What the allocator takes at once (a HUGE range with its alignment slack) must fit
+        // the kind's largest size too, or the request could never succeed.
+        if req.span() > max {
+            return Err(E2BIG);
+        }
+        Ok(req)
     }
 
     fn alloc(&self, arg: UserPtr) -> Result {
         let (mut reader, mut writer) = UserSlice::new(arg, size_of::<abi::Alloc>()).reader_writer();
         let mut a: abi::Alloc = reader.read()?;
-        let req = Self::request(&a, self.privileged)?;
-        let buf = Buffer::new(
-            &req,
-            self.bytes.clone(),
-            &caps(),
-            self.privileged,
-            sys::in_compat_syscall(),
-        )?;
+        let req = Self::request(&a, self.owner.privileged)?;
+        let buf = Buffer::new(&req, &self.owner, &caps(), sys::in_compat_syscall())?;
         a.id = buf.id;
         a.mmap_offset = mapping::cookie(buf.id);
         a.reserved_size = buf.size;
@@ -307,9 +306,10 @@ impl ContigmemFile {
         a.reserved2 = [0; 2];
         // The tree's node is allocated before the lock is taken, so that a failure drops the
         // buffer (freeing its memory, taking the registry's lock) with the table unlocked.
-        let node = RBTreeNode::new(buf.id, buf, GFP_KERNEL)?;
+        let node = RBTreeNode::new(buf.id, buf, GFP_KERNEL_ACCOUNT)?;
         let replaced = self.buffers.lock().insert(node);
-        // Ids are unique, so nothing was replaced; were it, it would drop here, unlocked.
+        // The file's ids are unique, so nothing was replaced; were it, it would drop here,
+        // unlocked.
         drop(replaced);
         if let Err(e) = writer.write(&a) {
             // The caller never learns the id: take the buffer back rather than leak it.
@@ -372,7 +372,7 @@ impl ContigmemFile {
     /// The buffer's physical address, or 0 for a file opened without `CAP_SYS_ADMIN` (the rule
     /// of `/proc/pid/pagemap`).
     fn phys_for_caller(&self, buf: &Buffer) -> u64 {
-        if self.privileged {
+        if self.owner.privileged {
             buf.placement.pfn << PAGE_SHIFT
         } else {
             0

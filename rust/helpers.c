@@ -40,8 +40,16 @@ bool contigmem_fatal_signal_pending(void)
 	return fatal_signal_pending(current);
 }
 
-/* Whether the current system call comes from a 32-bit process (always false without COMPAT). */
+/*
+ * Whether the current system call comes from a 32-bit process, whose mmap2 takes the offset in
+ * pages in 32 bits (false without COMPAT). On x86 that is ia32 only: x32 processes are compat
+ * tasks too, but their mmap takes a 64-bit offset.
+ */
 bool contigmem_in_compat_syscall(void)
 {
+#ifdef CONFIG_X86
+	return in_ia32_syscall();
+#else
 	return in_compat_syscall();
+#endif
 }

@@ -222,7 +222,7 @@ unsafe extern "C" fn vma_open(vma: *mut bindings::vm_area_struct) {
     let buf = unsafe { ArcBorrow::<Buffer>::from_raw((*vma).vm_private_data.cast::<Buffer>()) };
     let buf: Arc<Buffer> = buf.into();
     buf.mapped();
-    if buf.huge_map && buf.pages() >= 1 << (bindings::PUD_SHIFT - PAGE_SHIFT) {
+    if buf.huge_map && buf.pud_ok && buf.pages() >= 1 << (bindings::PUD_SHIFT - PAGE_SHIFT) {
         // A buffer large enough for PUD mappings: see `unmap_siblings` (mremap cannot move
         // them).
         // SAFETY: `vma` is one of our VMAs being opened by the kernel, which holds the mmap lock

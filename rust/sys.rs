@@ -38,11 +38,13 @@ pub(crate) mod debugfs;
 ///
 /// Called when a file is opened, this is `/proc/pid/pagemap`'s rule for showing physical
 /// addresses, `file_ns_capable(file, &init_user_ns, CAP_SYS_ADMIN)`: the file's credentials are
-/// its opener's, which are the current task's during `open`. An unprivileged opener is refused
-/// quietly, as nothing was asked that needed the capability.
-pub(crate) fn opener_is_privileged() -> bool {
-    // SAFETY: `ns_capable_noaudit` only reads the current task's credentials; `init_user_ns`
-    // is a static of the kernel that lives for ever, and any capability number is accepted.
+/// its opener's, which are the current task's during `open`. A task without the capability is
+/// refused quietly, so that a loop of calls writes no audit records.
+pub(crate) fn privileged() -> bool {
+    // SAFETY: `ns_capable_noaudit` reads the current task's credentials and, when it grants the
+    // capability, sets `PF_SUPERPRIV` in the current task's flags (the accounting of "used
+    // superuser privileges"), which only the current task touches; `init_user_ns` is a static
+    // of the kernel that lives for ever, and any capability number is accepted.
     unsafe {
         bindings::ns_capable_noaudit(
             core::ptr::addr_of_mut!(bindings::init_user_ns),

@@ -46,7 +46,7 @@ example="$repo/out/examples/contigmem-example"	# make examples; the suite fails 
 extra=()
 [ -f "$example" ] && extra=(--add "$example")
 # The suite runs in one boot for about 10 minutes under TCG: the timeout only catches a hang.
-MODULE="$ko" "$repo/qemu/run.sh" --timeout "${SUITE_TIMEOUT:-1500}" --tap --add "$repo/tests/guest/tap.sh" --add "$repo/tests/guest/suite.sh" --add "$repo/tests/guest/reliability.sh" --add "$repo/tests/guest/stress.sh" ${extra[@]+"${extra[@]}"} \
+MODULE="$ko" "$repo/qemu/run.sh" --timeout "${SUITE_TIMEOUT:-2400}" --tap --add "$repo/tests/guest/tap.sh" --add "$repo/tests/guest/suite.sh" --add "$repo/tests/guest/reliability.sh" --add "$repo/tests/guest/stress.sh" ${extra[@]+"${extra[@]}"} \
 	--exec 'sh /suite.sh' | tee "$part"
 line=$(tail -n1 "$part")
 add "$line"

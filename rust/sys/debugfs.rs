@@ -68,7 +68,12 @@ unsafe fn batch<'a, T: Table>(m: *mut bindings::seq_file) -> &'a mut Batch<T::Ro
 }
 
 /// Copies the rows from key `from` into the batch; returns the first, or null at the end.
+///
+/// A reschedule point comes first: a read of a long table, or a seek into it (which makes
+/// `seq_file` step through every row before), copies batch after batch. Only the `seq_file`'s
+/// own mutex is held here.
 fn refill<T: Table>(b: &mut Batch<T::Row>, from: u64) -> *mut c_void {
+    super::cond_resched();
     b.len = T::fill(from, &mut b.rows);
     b.at = 0;
     if b.len == 0 {
@@ -126,7 +131,11 @@ unsafe extern "C" fn next<T: Table>(
             p
         }
     };
-    let key = if p.is_null() { 1 } else { T::key(&b.rows[b.at]) };
+    let key = if p.is_null() {
+        1
+    } else {
+        T::key(&b.rows[b.at])
+    };
     // SAFETY: As above.
     unsafe { *pos = key as bindings::loff_t };
     p
@@ -199,12 +208,14 @@ unsafe extern "C" fn open<T: Table>(
     }
 }
 
-/// A debugfs directory, removed with everything in it when dropped.
+/// A debugfs directory, removed with everything in it when dropped. Without `CONFIG_DEBUG_FS`
+/// (where the debugfs calls are static inlines that do nothing) there is none.
 ///
 /// # Invariants
 ///
 /// `dentry` is what `debugfs_create_dir` returned: a directory, or an error pointer when
-/// debugfs is not there (which every debugfs call accepts and ignores).
+/// debugfs is not there (which every debugfs call accepts and ignores); null without
+/// `CONFIG_DEBUG_FS`.
 pub(crate) struct Dir {
     dentry: *mut bindings::dentry,
 }
@@ -217,8 +228,14 @@ unsafe impl Sync for Dir {}
 impl Dir {
     /// Creates `/sys/kernel/debug/<name>`.
     pub(crate) fn new(name: &CStr) -> Self {
+        #[cfg(CONFIG_DEBUG_FS)]
         // SAFETY: `name` is a NUL-terminated string; a null parent is the debugfs root.
         let dentry = unsafe { bindings::debugfs_create_dir(name.as_char_ptr(), ptr::null_mut()) };
+        #[cfg(not(CONFIG_DEBUG_FS))]
+        let dentry = {
+            let _ = name;
+            ptr::null_mut()
+        };
         // INVARIANT: `dentry` is what `debugfs_create_dir` returned.
         Self { dentry }
     }
@@ -226,9 +243,12 @@ impl Dir {
 
 impl Drop for Dir {
     fn drop(&mut self) {
+        #[cfg(CONFIG_DEBUG_FS)]
         // SAFETY: By the type invariant `dentry` came from `debugfs_create_dir`. Removal waits
         // for reads in progress; no file can be open (each holds the module).
-        unsafe { bindings::debugfs_remove(self.dentry) };
+        unsafe {
+            bindings::debugfs_remove(self.dentry)
+        };
     }
 }
 
@@ -270,6 +290,7 @@ impl<T: Table> File<T> {
                         release: Some(bindings::seq_release_private),
                         ..pin_init::zeroed()
                     });
+                    #[cfg(CONFIG_DEBUG_FS)]
                     bindings::debugfs_create_file_full(
                         name.as_char_ptr(),
                         0o400,
