@@ -121,9 +121,7 @@ impl Charge {
         // INVARIANT: Both counters and the buffer count were raised above.
         Ok(Self { bytes, file })
     }
-}
 
-impl Charge {
     /// Gives back what was charged beyond `bytes`: the memory the allocator took at once was
     /// more than the buffer keeps.
     fn shrink_to(&mut self, bytes: u64) {
