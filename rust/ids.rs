@@ -167,7 +167,8 @@ impl Held {
     /// Takes a free id: from `file`'s 32-bit range when `compat`, else from the machine's.
     /// `ENOSPC` when every id of the range is held.
     pub(crate) fn take(file: &Arc<FileIds>, compat: bool) -> Result<Self> {
-        // Allocated before the lock, and freed after it on failure (locals drop in reverse).
+        // Allocated before a lock is taken: the allocation may sleep in reclaim. On ENOSPC it
+        // is freed under the lock, which `kfree` does not mind.
         let node = RBTreeNodeReservation::new(GFP_KERNEL_ACCOUNT)?;
         if compat {
             let id = file.compat.lock().take(node)?;
