@@ -109,6 +109,7 @@ fn main() {
     privilege::register(&mut tap);
     debugfs::register(&mut tap, &version);
     hugemap::register(&mut tap);
+    privilege::register_pud(&mut tap);
     rw::register(&mut tap);
     errors::register(&mut tap, &version);
     numa::register(&mut tap);
