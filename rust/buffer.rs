@@ -92,7 +92,7 @@ impl Owner {
     /// The share of a newly opened file.
     pub(crate) fn new(privileged: bool) -> Result<Self> {
         Ok(Self {
-            bytes: Arc::new(FileBytes(Atomic::new(0)), GFP_KERNEL_ACCOUNT)?,
+            bytes: Arc::new(FileBytes(Atomic::new(0)), GFP_KERNEL)?,
             ids: FileIds::new()?,
             serial: NEXT_FILE.fetch_add(1, Relaxed),
             privileged,
@@ -201,7 +201,7 @@ impl Buffer {
         let memory = memory?;
         charge.shrink_to(req.size);
         let placement = memory.placement();
-        let mappings = Arc::new(Atomic::new(0), GFP_KERNEL_ACCOUNT)?;
+        let mappings = Arc::new(Atomic::new(0), GFP_KERNEL)?;
         let listed = Listed::new(Entry {
             id: held.id(),
             file: owner.serial,
@@ -232,7 +232,7 @@ impl Buffer {
                 _charge: charge,
                 _held: held,
             },
-            GFP_KERNEL_ACCOUNT,
+            GFP_KERNEL,
         )?)
     }
 

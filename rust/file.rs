@@ -306,7 +306,7 @@ impl ContigmemFile {
         a.reserved2 = [0; 2];
         // The tree's node is allocated before the lock is taken, so that a failure drops the
         // buffer (freeing its memory, taking the registry's lock) with the table unlocked.
-        let node = RBTreeNode::new(buf.id, buf, GFP_KERNEL_ACCOUNT)?;
+        let node = RBTreeNode::new(buf.id, buf, GFP_KERNEL)?;
         let replaced = self.buffers.lock().insert(node);
         // The file's ids are unique, so nothing was replaced; were it, it would drop here,
         // unlocked.

@@ -147,7 +147,7 @@ impl FileIds {
             pin_init!(Self {
                 compat <- new_mutex!(Space::new(1, COMPAT_IDS)),
             }),
-            GFP_KERNEL_ACCOUNT,
+            GFP_KERNEL,
         )
     }
 }
@@ -169,7 +169,7 @@ impl Held {
     pub(crate) fn take(file: &Arc<FileIds>, compat: bool) -> Result<Self> {
         // Allocated before a lock is taken: the allocation may sleep in reclaim. On ENOSPC it
         // is freed under the lock, which `kfree` does not mind.
-        let node = RBTreeNodeReservation::new(GFP_KERNEL_ACCOUNT)?;
+        let node = RBTreeNodeReservation::new(GFP_KERNEL)?;
         if compat {
             let id = file.compat.lock().take(node)?;
             // INVARIANT: `id` was just entered in the file's range.

@@ -90,7 +90,7 @@ impl Listed {
     /// Enters `entry` under the next serial number.
     pub(crate) fn new(entry: Entry) -> Result<Self> {
         // Allocated before the lock.
-        let node = RBTreeNodeReservation::new(GFP_KERNEL_ACCOUNT)?;
+        let node = RBTreeNodeReservation::new(GFP_KERNEL)?;
         let mut reg = REGISTRY.lock();
         let serial = reg.next;
         reg.next += 1;
