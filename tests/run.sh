@@ -45,6 +45,10 @@ ko=$("$repo/qemu/module.sh") || { echo "test: module build failed"; echo "$passe
 example="$repo/out/examples/contigmem-example"	# make examples; the suite fails without it
 extra=()
 [ -f "$example" ] && extra=(--add "$example")
+# The 32-bit test program (needs the kernel source's nolibc, there once the module is built).
+if compat32=$("$repo/qemu/compat32.sh"); then
+	extra+=(--add "$compat32")
+fi
 # The suite runs in one boot for about 10 minutes under TCG: the timeout only catches a hang.
 MODULE="$ko" "$repo/qemu/run.sh" --timeout "${SUITE_TIMEOUT:-2400}" --tap --add "$repo/tests/guest/tap.sh" --add "$repo/tests/guest/suite.sh" --add "$repo/tests/guest/reliability.sh" --add "$repo/tests/guest/stress.sh" ${extra[@]+"${extra[@]}"} \
 	--exec 'sh /suite.sh' | tee "$part"

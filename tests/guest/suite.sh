@@ -63,6 +63,15 @@ if [ -x /contigmem-example ]; then
 else
 	tap "C example: alloc, mmap, pattern, info, free" 1 "/contigmem-example is missing: run make examples"
 fi
+# A 32-bit process (tests/guest/compat32.c): ioctls, mmap2 page offsets, its file's 255 ids.
+if [ -x /contigmem-compat32 ]; then
+	out=$(/contigmem-compat32 2>&1)
+	rc=$?
+	echo "$out" | sed 's/^/# /'
+	tap "32-bit process: ALLOC, mmap2, pread64, INFO, FREE; 255 ids a file, ids reused" $rc "rc=$rc: $(echo "$out" | tail -n1)"
+else
+	tap "32-bit process: ALLOC, mmap2, pread64, INFO, FREE; 255 ids a file, ids reused" 1 "/contigmem-compat32 is missing: qemu/compat32.sh failed"
+fi
 # make bench's guest program in its quick form: it must run to the end and print its JSON
 # line, which tests/run.sh then renders on the host with contigmem-report.
 out=$(contigmem-bench --quick --accel tcg 2>/tmp/bench.err)

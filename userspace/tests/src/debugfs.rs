@@ -38,6 +38,10 @@ pub fn register(tap: &mut Tap, v: &Version) {
         "debugfs agrees with VERSION: buffer count and bytes, per-kind live bytes",
         agrees_with_version,
     );
+    tap.test_root(
+        "debugfs buffers: a buffer allocated in a pid namespace shows the initial namespace's pid",
+        in_pid_namespace,
+    );
     tap.test_root("debugfs is refused to nobody with a typed error", as_nobody);
 }
 
@@ -315,5 +319,63 @@ fn as_nobody() -> Outcome {
     )?;
     // And as root it is readable.
     debugfs::stats().ctx("reading debugfs stats as root")?;
+    Ok(())
+}
+
+/// A process that is pid 1 of a new pid namespace allocates: root, reading debugfs from the
+/// initial namespace, must see the pid it knows the process by, which `/proc/PID/status` confirms
+/// (its `NSpid` line: that pid, then 1).
+fn in_pid_namespace() -> Outcome {
+    sys::fork(
+        |_| {
+            sys::unshare_pid_namespace()?;
+            sys::fork(
+                |chan| {
+                    let own = std::process::id();
+                    if own != 1 {
+                        return Err(format!(
+                            "in the new pid namespace: expected pid 1, saw {own}"
+                        ));
+                    }
+                    let dev = open().map_err(|f| format!("{f:?}"))?;
+                    let buf = dev
+                        .alloc(Kind::Kmalloc, 4 * K)
+                        .map_err(|e| format!("ALLOC: {e}"))?;
+                    chan.send(buf.id())?;
+                    chan.wait()
+                },
+                |chan| {
+                    let id = chan.recv()?;
+                    let checked = pid_in_namespace(id);
+                    chan.signal()?;
+                    checked
+                },
+            )
+        },
+        |_| Ok(()),
+    )?;
+    Ok(())
+}
+
+/// Checks that debugfs shows buffer `id` with the pid, in this namespace, of a process that is
+/// pid 1 of its own namespace.
+fn pid_in_namespace(id: u64) -> Result<(), String> {
+    let e = listed_entry(id, "while its holder lives").map_err(|f| format!("{f:?}"))?;
+    let status_path = format!("/proc/{}/status", e.pid);
+    let status = std::fs::read_to_string(&status_path)
+        .map_err(|err| format!("debugfs shows pid {}: {status_path}: {err}", e.pid))?;
+    let nspid = status
+        .lines()
+        .find_map(|l| l.strip_prefix("NSpid:"))
+        .map(|l| l.split_whitespace().collect::<Vec<_>>().join(" "))
+        .unwrap_or_default();
+    let want = format!("{} 1", e.pid);
+    if nspid != want {
+        return Err(format!(
+            "buffer {id}: debugfs shows pid {}, whose NSpid is '{nspid}': expected '{want}' (the \
+             holder, pid 1 of its namespace, by its initial-namespace pid)",
+            e.pid
+        ));
+    }
     Ok(())
 }

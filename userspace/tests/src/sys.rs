@@ -25,6 +25,22 @@ impl Chan {
             .map_err(|e| format!("signalling: {e}"))
     }
 
+    /// Sends a number to the other side.
+    pub fn send(&mut self, n: u64) -> Result<(), String> {
+        self.tx
+            .write_all(&n.to_ne_bytes())
+            .map_err(|e| format!("sending to the other process: {e}"))
+    }
+
+    /// Waits for a number from the other side.
+    pub fn recv(&mut self) -> Result<u64, String> {
+        let mut bytes = [0u8; 8];
+        self.rx.read_exact(&mut bytes).map_err(|e| {
+            format!("waiting for a number from the other process: {e} (did it fail?)")
+        })?;
+        Ok(u64::from_ne_bytes(bytes))
+    }
+
     /// Waits for the other side's signal.
     pub fn wait(&mut self) -> Result<(), String> {
         let mut byte = [0u8];
@@ -98,6 +114,20 @@ pub fn fork(
         Some(s) if s.exit_status().is_some() => Err(format!("in the child: {child_report}")),
         other => Err(format!("the child died: {other:?} {child_report}")),
     }
+}
+
+/// Puts the children this process forks from now on in a new pid namespace, whose pid 1 the
+/// next one is (`unshare(CLONE_NEWPID)`). Meant for a forked child.
+pub fn unshare_pid_namespace() -> Result<(), String> {
+    // SAFETY: a plain system call; CLONE_NEWPID changes only the namespace of children to come,
+    // not this process's memory or threads.
+    if unsafe { libc::unshare(libc::CLONE_NEWPID) } != 0 {
+        return Err(format!(
+            "unshare(CLONE_NEWPID): {}",
+            std::io::Error::last_os_error()
+        ));
+    }
+    Ok(())
 }
 
 /// Drops to uid and gid 65534 (nobody) for good, with no supplementary groups, losing every
