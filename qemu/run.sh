@@ -11,7 +11,8 @@
 # With --tap, the payload's TAP lines are counted and the last line is
 # `N passed, N failed, N skipped` (a skip is not a pass).
 # Knobs (environment): KBUILD (kernel build tree), KERNEL (bzImage), MODULE (contigmem.ko), BINDIR (guest binaries),
-# MACHINE (pc: its 3 GiB below 4G hold a whole aligned GiB; q35 holds 2 GiB less 128 KiB),
+# ACCEL (auto: KVM where usable, else TCG; see qemu/accel.sh), MACHINE (pc: its 3 GiB below 4G
+# hold a whole aligned GiB; q35 holds 2 GiB less 128 KiB),
 # CPU (max,la57=off), MEM (4G), SMP (2), NODES (2: NUMA nodes; 1 for none; see the topology
 # below), TIMEOUT (600), LEAKCHECK (1: kmemleak scan at the end, ~30 s at 4G),
 # LOGDIR (out/$FLAVOUR/logs), QEMU_EXTRA, APPEND_EXTRA.
@@ -46,6 +47,10 @@ done
 [ -n "$CMD" ] || die "nothing to run: give --exec CMD"
 KBUILD=${KBUILD:-$("$here/kernel.sh")}
 KERNEL=${KERNEL:-$KBUILD/arch/x86/boot/bzImage}
+# The accelerator: KVM where the CPU and /dev/kvm allow it, TCG otherwise (qemu/accel.sh says why).
+accel_line=$("$here/accel.sh") || die "qemu/accel.sh: no accelerator chosen"
+accel=${accel_line%% *}
+accel_why=${accel_line#* }
 MODULE=${MODULE:-}
 BINDIR=${BINDIR:-$repo/userspace/target/x86_64-unknown-linux-gnu/release}
 LOGDIR=${LOGDIR:-$repo/out/$FLAVOUR/logs}
@@ -112,6 +117,9 @@ mark() { echo "contigmem-guest: \$*" > /dev/console; echo "contigmem-guest: \$*"
 taint_before=\$(cat /proc/sys/kernel/tainted)
 [ -w /sys/kernel/debug/kmemleak ] && echo clear > /sys/kernel/debug/kmemleak
 mark "kernel \$(uname -r)"
+# The accelerator, for contigmem-bench's report.
+export CONTIGMEM_ACCEL='$accel' CONTIGMEM_ACCEL_WHY='${accel_why//\'/}'
+
 if [ $LOAD = 1 ]; then
 	if insmod /contigmem.ko; then
 		mark "module contigmem loaded; \$(ls -l /dev/contigmem)"
@@ -161,6 +169,7 @@ printf '%s\n' "$CMD" > "$work/payload.sh"
 } > "$work/initramfs.list"
 "$gen" "$work/initramfs.list" > "$work/initramfs.cpio"
 
+say "accelerator: $accel ($accel_why)"
 say "booting $(basename "$KERNEL") ($MEM, $SMP CPUs, $NODES NUMA node(s), timeout ${TIMEOUT}s): $CMD"
 tail -n +1 -F "$output" 2>/dev/null &
 tailpid=$!
@@ -183,7 +192,7 @@ watchpid=$!
 set +e
 # shellcheck disable=SC2086
 timeout -k 5 "$TIMEOUT" qemu-system-x86_64 -nodefaults -no-reboot -display none \
-	-machine "${MACHINE:-pc}" -cpu "${CPU:-max,la57=off}" -m "$MEM" -smp "$SMP,sockets=$SMP,cores=1,threads=1" \
+	-machine "${MACHINE:-pc}" -accel "$accel" -cpu "${CPU:-max,la57=off}" -m "$MEM" -smp "$SMP,sockets=$SMP,cores=1,threads=1" \
 	${numa[@]+"${numa[@]}"} \
 	-kernel "$KERNEL" -initrd "$work/initramfs.cpio" \
 	-append "console=ttyS0 panic=-1 oops=panic_off loglevel=7 printk.time=1 ${APPEND_EXTRA:-}" \

@@ -74,7 +74,7 @@ else
 fi
 # make bench's guest program in its quick form: it must run to the end and print its JSON
 # line, which tests/run.sh then renders on the host with contigmem-report.
-out=$(contigmem-bench --quick --accel tcg 2>/tmp/bench.err)
+out=$(contigmem-bench --quick 2>/tmp/bench.err)
 rc=$?
 json=$(echo "$out" | grep '^CONTIGMEM-BENCH-JSON {')
 [ $rc -eq 0 ] && [ -n "$json" ]

@@ -41,8 +41,12 @@ pub struct Meta {
     pub kernel: String,
     /// The kernel command line of the guest.
     pub cmdline: String,
-    /// "tcg" when the guest runs without hardware virtualisation (always, on the CI machine).
+    /// "tcg" when the guest runs without hardware virtualisation (always, on the CI machine),
+    /// "kvm" with it.
     pub accel: String,
+    /// Why qemu/run.sh chose that accelerator (absent from reports made before the field).
+    #[serde(default)]
+    pub accel_reason: String,
     pub cpus: u32,
     /// MemTotal of the guest, bytes.
     pub mem_bytes: u64,

@@ -8,7 +8,10 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
-use contigmem_bench::report::{self, format, markdown::TCG_STATEMENT};
+use contigmem_bench::report::{
+    self, format,
+    markdown::{KVM_STATEMENT, TCG_STATEMENT},
+};
 use contigmem_bench::schema::{Report, JSON_MARKER};
 
 const FIXTURE: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixture-log.txt");
@@ -353,6 +356,22 @@ fn full_tables_cover_every_section() {
             .matches("| contigmem HUGE_MAP (`contigmem-huge-hugemap`) |")
             .count(),
         2
+    );
+}
+
+#[test]
+fn states_the_accelerator_and_why() {
+    let dir = TempDir::new("kvm");
+    let mut kvm = Report::default();
+    kvm.meta.accel = "kvm".into();
+    kvm.meta.accel_reason = "the CPU has vmx and /dev/kvm creates VMs".into();
+    report::render(&kvm, dir.path()).expect("renders");
+    let md = fs::read_to_string(dir.path().join("report.md")).expect("report.md");
+    assert!(md.contains(KVM_STATEMENT), "{md}");
+    assert!(!md.contains(TCG_STATEMENT));
+    assert!(
+        md.contains("- Accelerator: `kvm` (the CPU has vmx and /dev/kvm creates VMs)"),
+        "{md}"
     );
 }
 

@@ -76,7 +76,15 @@ fn meta(meta: &Meta) -> Md {
         "- Command line: {}",
         code_or_unknown(&meta.cmdline)
     ));
-    md.line(format!("- Accelerator: {}", code_or_unknown(&meta.accel)));
+    let why = if meta.accel_reason.is_empty() {
+        String::new()
+    } else {
+        format!(" ({})", meta.accel_reason)
+    };
+    md.line(format!(
+        "- Accelerator: {}{why}",
+        code_or_unknown(&meta.accel)
+    ));
     md.line(format!("- CPUs: {}", meta.cpus));
     md.line(format!(
         "- Memory: {} (page size {})",
@@ -101,10 +109,18 @@ fn meta(meta: &Meta) -> Md {
     md
 }
 
-/// The TCG caveat; for another accelerator the same caveat, naming it.
+/// What the times mean under KVM: the guest's code runs on the CPU.
+pub const KVM_STATEMENT: &str = "**The guest runs under KVM (hardware virtualisation): its code \
+runs on the CPU, so times are close to the hardware's, with a guest's costs (nested page tables \
+on TLB misses, exits on interrupts and some instructions); fault counts, sizes and segment counts \
+are exact.**";
+
+/// The TCG caveat, the KVM one, or for another accelerator the TCG caveat, naming it.
 fn accel_statement(accel: &str) -> String {
     if accel.is_empty() || accel.eq_ignore_ascii_case("tcg") {
         TCG_STATEMENT.to_string()
+    } else if accel.eq_ignore_ascii_case("kvm") {
+        KVM_STATEMENT.to_string()
     } else {
         format!(
             "**The guest reported the accelerator {}, not TCG: timings are still ratios to \

@@ -7,8 +7,10 @@
 //! section is independent: a comparison that cannot be made (no dma-buf heap, no 1 GiB pool)
 //! becomes a row with `ok: false` and the reason, never a missing row or a made-up number.
 //!
-//! Usage: `contigmem-bench [--quick] [--accel NAME]` (`--quick`: fewer repeats and sizes, for
-//! the test suite's smoke run).
+//! Usage: `contigmem-bench [--quick] [--accel NAME] [--only SECTION,...]` (`--quick`: fewer
+//! repeats and sizes, for the test suite's smoke run; `--accel`: the accelerator to record,
+//! by default `$CONTIGMEM_ACCEL`, which qemu/run.sh sets; `--only`: just those sections, of
+//! [`SECTIONS`], the others left empty in the report).
 
 mod alloc;
 mod maptouch;
@@ -71,28 +73,57 @@ const QUICK: Plan = Plan {
     scale_budget_s: 120,
 };
 
+/// The sections, in the order they run.
+pub const SECTIONS: [&str; 7] = [
+    "alloc",
+    "maptouch",
+    "transfer",
+    "onevsmany",
+    "numa",
+    "scale",
+    "limits",
+];
+
+fn usage(why: &str) -> ! {
+    eprintln!("contigmem-bench: {why}");
+    eprintln!("usage: contigmem-bench [--quick] [--accel NAME] [--only SECTION,...]");
+    eprintln!("sections: {}", SECTIONS.join(", "));
+    std::process::exit(2);
+}
+
 fn main() {
     let mut plan = FULL;
-    let mut accel = String::from("unknown");
+    // qemu/run.sh tells the guest which accelerator it chose, and why.
+    let mut accel = std::env::var("CONTIGMEM_ACCEL").unwrap_or_else(|_| "unknown".into());
+    let mut only: Option<Vec<String>> = None;
     let mut args = std::env::args().skip(1);
     while let Some(arg) = args.next() {
         match arg.as_str() {
             "--quick" => plan = QUICK,
             "--accel" => accel = args.next().unwrap_or_default(),
-            other => {
-                eprintln!("contigmem-bench: unknown argument {other:?}");
-                eprintln!("usage: contigmem-bench [--quick] [--accel NAME]");
-                std::process::exit(2);
+            "--only" => {
+                let list: Vec<String> = args
+                    .next()
+                    .unwrap_or_default()
+                    .split(',')
+                    .map(str::to_string)
+                    .collect();
+                if let Some(bad) = list.iter().find(|s| !SECTIONS.contains(&s.as_str())) {
+                    usage(&format!("unknown section {bad:?}"));
+                }
+                only = Some(list);
             }
+            other => usage(&format!("unknown argument {other:?}")),
         }
     }
-    if let Err(e) = run(plan, accel) {
+    let wanted = |section: &str| only.as_ref().is_none_or(|l| l.iter().any(|s| s == section));
+    if let Err(e) = run(plan, accel, wanted) {
         eprintln!("contigmem-bench: {e}");
         std::process::exit(1);
     }
 }
 
-fn run(plan: Plan, accel: String) -> Result<(), String> {
+fn run(plan: Plan, accel: String, wanted: impl Fn(&str) -> bool) -> Result<(), String> {
     let start = Instant::now();
     let dev = Device::open().map_err(|e| e.to_string())?;
     let version = dev.version().map_err(|e| format!("VERSION: {e}"))?;
@@ -100,21 +131,35 @@ fn run(plan: Plan, accel: String) -> Result<(), String> {
         meta: meta::collect(&version, accel, plan.repeats),
         ..Default::default()
     };
-    util::progress("allocation latency");
-    report.alloc = alloc::latency(&dev, &plan);
-    util::progress("map and touch");
-    report.map_touch = maptouch::run(&dev, &plan, &mut report.meta.notes);
-    util::progress("mmap vs read()");
-    report.transfer = transfer::run(&dev, &plan);
-    util::progress("one mmap vs many");
-    report.one_vs_many = onevsmany::run(&dev);
-    util::progress("NUMA nodes");
-    report.numa = numa::run(&dev, &plan, &mut report.meta.notes);
-    util::progress("many buffers");
-    report.scale = scale::run(&dev, &plan, &mut report.meta.notes);
+    if wanted("alloc") {
+        util::progress("allocation latency");
+        report.alloc = alloc::latency(&dev, &plan);
+    }
+    if wanted("maptouch") {
+        util::progress("map and touch");
+        report.map_touch = maptouch::run(&dev, &plan, &mut report.meta.notes);
+    }
+    if wanted("transfer") {
+        util::progress("mmap vs read()");
+        report.transfer = transfer::run(&dev, &plan);
+    }
+    if wanted("onevsmany") {
+        util::progress("one mmap vs many");
+        report.one_vs_many = onevsmany::run(&dev);
+    }
+    if wanted("numa") {
+        util::progress("NUMA nodes");
+        report.numa = numa::run(&dev, &plan, &mut report.meta.notes);
+    }
+    if wanted("scale") {
+        util::progress("many buffers");
+        report.scale = scale::run(&dev, &plan, &mut report.meta.notes);
+    }
     // Last: probing for the largest allocation runs memory low.
-    util::progress("limits");
-    report.limits = alloc::limits(&dev, &version, plan.limit_max);
+    if wanted("limits") {
+        util::progress("limits");
+        report.limits = alloc::limits(&dev, &version, plan.limit_max);
+    }
     report.meta.seconds = start.elapsed().as_secs_f64();
     let json = serde_json::to_string(&report).map_err(|e| format!("JSON: {e}"))?;
     println!("{JSON_MARKER}{json}");

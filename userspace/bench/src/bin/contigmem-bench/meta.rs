@@ -41,6 +41,7 @@ pub fn collect(version: &Version, accel: String, repeats: u32) -> Meta {
         kernel: uname.release().to_string_lossy().into_owned(),
         cmdline: read_knob("/proc/cmdline"),
         accel,
+        accel_reason: std::env::var("CONTIGMEM_ACCEL_WHY").unwrap_or_default(),
         cpus: std::thread::available_parallelism().map_or(1, |n| n.get() as u32),
         mem_bytes: mem_kb * 1024,
         page_size: version.page_size,
