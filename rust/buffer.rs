@@ -23,10 +23,7 @@ use kernel::{
 };
 
 use crate::{
-    ids::{
-        FileIds,
-        Held, //
-    },
+    ids::FileIds,
     introspect::{
         self,
         Live, //
@@ -39,6 +36,7 @@ use crate::{
     },
     registry::{
         Entry,
+        Facts,
         Listed, //
     },
     sys::{
@@ -91,10 +89,11 @@ pub(crate) struct Owner {
 impl Owner {
     /// The share of a newly opened file.
     pub(crate) fn new(privileged: bool) -> Result<Self> {
+        let serial = NEXT_FILE.fetch_add(1, Relaxed);
         Ok(Self {
             bytes: Arc::new(FileBytes(Atomic::new(0)), GFP_KERNEL)?,
-            ids: FileIds::new()?,
-            serial: NEXT_FILE.fetch_add(1, Relaxed),
+            ids: FileIds::new(serial)?,
+            serial,
             privileged,
         })
     }
@@ -168,20 +167,19 @@ pub(crate) struct Buffer {
     pub(crate) strict_node: bool,
     pub(crate) alloc_ns: u64,
     pub(crate) placement: Placement,
-    /// Live VMAs mapping this buffer, shared with its debugfs entry.
-    mappings: Arc<Atomic<u64>>,
-    // Fields drop in order: the buffer leaves the registry, then its memory is freed, then its
-    // bytes are given back to the counters and the caps, and last its id to its file.
-    _listed: Listed,
+    /// Its placement and live VMAs, shared with its registry row.
+    facts: Arc<Facts>,
+    // Fields drop in order: the memory is freed, its bytes are given back to the counters and
+    // the caps, and last the buffer leaves the registry, giving its id back.
     pub(crate) memory: Memory,
     _live: Live,
     _charge: Charge,
-    _held: Held,
+    _listed: Listed,
 }
 
 impl Buffer {
-    /// Takes an id of `owner`'s file (a 32-bit one when `compat`), charges the caps, allocates
-    /// `req` and times the allocation.
+    /// Takes an id of `owner`'s file (a 32-bit one when `compat`) with the buffer's registry row,
+    /// charges the caps, allocates `req` and times the allocation.
     ///
     /// The id comes first, so that a file out of ids is refused before any memory is touched.
     /// The caps are charged first with all the memory the allocator takes at once (a HUGE
@@ -192,7 +190,17 @@ impl Buffer {
         caps: &Caps,
         compat: bool,
     ) -> Result<Arc<Self>> {
-        let held = Held::take(&owner.ids, compat)?;
+        let facts = Facts::new()?;
+        let pid = kernel::current!().group_leader().pid();
+        let row = |id| Entry {
+            id,
+            file: owner.serial,
+            pid,
+            kind: req.kind,
+            size: req.size,
+            facts: facts.clone(),
+        };
+        let listed = Listed::take(&owner.ids, compat, row)?;
         let mut charge = Charge::new(req.span(), owner.bytes.clone(), caps)?;
         let start = Instant::<Monotonic>::now();
         let memory = Memory::alloc(req);
@@ -201,22 +209,10 @@ impl Buffer {
         let memory = memory?;
         charge.shrink_to(req.size);
         let placement = memory.placement();
-        let mappings = Arc::new(Atomic::new(0), GFP_KERNEL)?;
-        let listed = Listed::new(Entry {
-            id: held.id(),
-            file: owner.serial,
-            pid: kernel::current!().group_leader().pid(),
-            kind: req.kind,
-            size: req.size,
-            segments: placement.segments,
-            node: placement.node,
-            off_node: placement.off_node,
-            phys: placement.pfn << PAGE_SHIFT,
-            mappings: mappings.clone(),
-        })?;
+        facts.publish(&placement);
         Ok(Arc::new(
             Self {
-                id: held.id(),
+                id: listed.id(),
                 kind: req.kind,
                 size: req.size,
                 uninit: req.uninit,
@@ -225,12 +221,11 @@ impl Buffer {
                 strict_node: req.strict_node,
                 alloc_ns,
                 placement,
-                mappings,
-                _listed: listed,
+                facts,
                 memory,
                 _live: Live::new(req.kind, req.size),
                 _charge: charge,
-                _held: held,
+                _listed: listed,
             },
             GFP_KERNEL,
         )?)
@@ -243,17 +238,17 @@ impl Buffer {
 
     /// Live VMAs mapping this buffer.
     pub(crate) fn mappings(&self) -> u64 {
-        self.mappings.load(Relaxed)
+        self.facts.mappings.load(Relaxed)
     }
 
     /// Counts a new VMA.
     pub(crate) fn mapped(&self) {
-        self.mappings.add(1, Relaxed);
+        self.facts.mappings.add(1, Relaxed);
     }
 
     /// Counts a VMA gone.
     pub(crate) fn unmapped(&self) {
-        self.mappings.fetch_sub(1, Relaxed);
+        self.facts.mappings.fetch_sub(1, Relaxed);
     }
 }
 

@@ -69,12 +69,8 @@ struct ContigmemModule {
 impl kernel::InPlaceModule for ContigmemModule {
     fn init(module: &'static ThisModule) -> impl PinInit<Self, Error> {
         let mode = *module_parameters::mode.value() & 0o777;
-        // SAFETY: `init` runs once, and nothing uses the registry or the ids before the device
-        // exists.
-        unsafe {
-            registry::init();
-            ids::init();
-        }
+        // SAFETY: `init` runs once, and nothing uses the registry before the device exists.
+        unsafe { registry::init() };
         // The device first: were its registration to fail, the module would be freed at once,
         // and no debugfs file of it may have been opened by then. Fields drop in declaration
         // order, the debugfs files first.

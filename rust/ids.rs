@@ -16,16 +16,19 @@
 //!   `mmap2` takes the offset in pages in 32 bits, which reaches the cookies of those ids only.
 //!   A file can hold 255 such ids; a process can use up its own files' ranges only.
 //!
-//! The held ids of a range are a red-black tree under a mutex: taking and giving back an id
-//! costs O(log n) in the ids held. Right after a wrap, one search may step over the run of old
-//! ids still held, once a cycle.
+//! The held ids are the registry's keys (`registry`): the row a buffer has there from its ALLOC
+//! until it is gone is what holds its id, so taking an id and entering the buffer are one
+//! red-black tree search under one mutex, and so are giving it back and leaving. Taking and
+//! giving back an id cost O(log n) in the buffers held. Right after a wrap, one search may step
+//! over the run of old ids still held, once a cycle. A 32-bit range's ids are keyed above every
+//! 64-bit id, at a place of their file's own (`FileIds::key`).
 
 use kernel::{
     new_mutex,
     prelude::*,
     rbtree::{
+        self,
         RBTree,
-        RBTreeNode,
         RBTreeNodeReservation, //
     },
     sync::{
@@ -47,7 +50,7 @@ use crate::{
 pub(crate) const COMPAT_IDS: u64 = 1 << (32 + PAGE_SHIFT - COOKIE_SHIFT);
 
 /// A range of ids and where the search for the next free one starts.
-struct Range {
+pub(crate) struct Range {
     first: u64,
     end: u64,
     next: u64,
@@ -85,119 +88,77 @@ impl Range {
         }
         None
     }
-}
 
-/// A range and its held ids.
-struct Space {
-    /// `None` until first used (a tree cannot be built in a constant); empty is the same. An
-    /// empty tree owns no memory, so the global one leaks nothing when the module goes.
-    held: Option<RBTree<u64, ()>>,
-    range: Range,
-}
-
-impl Space {
-    const fn new(first: u64, end: u64) -> Self {
-        Self {
-            held: None,
-            range: Range::new(first, end),
+    /// Enters the value `value(id)` in `held` under a free id of the range, as [`Range::take`]
+    /// finds it, with `node`; `ENOSPC` when every id is held. The usual case, the id right
+    /// after the last one given out being free, is one search of the tree.
+    pub(crate) fn claim<V>(
+        &mut self,
+        held: &mut RBTree<u64, V>,
+        node: RBTreeNodeReservation<u64, V>,
+        value: impl FnOnce(u64) -> V,
+    ) -> Result<u64> {
+        let want = self.next.clamp(self.first, self.end);
+        if want < self.end {
+            if let rbtree::Entry::Vacant(slot) = held.entry(want) {
+                slot.insert(value(want), node);
+                self.next = want + 1;
+                return Ok(want);
+            }
         }
-    }
-
-    /// Takes a free id, entering it with `node`; `ENOSPC` when every id is held.
-    fn take(&mut self, node: RBTreeNodeReservation<u64, ()>) -> Result<u64> {
-        let held = self.held.get_or_insert_with(RBTree::new);
-        let id = self.range.take(held).ok_or(ENOSPC)?;
-        held.insert(node.into_node(id, ()));
+        let id = self.take(held).ok_or(ENOSPC)?;
+        held.insert(node.into_node(id, value(id)));
         Ok(id)
     }
-
-    /// Gives `id` back; its node is returned, to be freed after the lock.
-    fn give(&mut self, id: u64) -> Option<RBTreeNode<u64, ()>> {
-        self.held.as_mut().and_then(|held| held.remove_node(&id))
-    }
 }
 
-kernel::sync::global_lock! {
-    // SAFETY: Initialised in the module's `init` before the device is registered.
-    unsafe(uninit) static NATIVE: Mutex<Space> = Space::new(COMPAT_IDS, MAX_ID);
+/// The machine's range of ids, for 64-bit processes: its keys are the ids.
+pub(crate) const fn native() -> Range {
+    Range::new(COMPAT_IDS, MAX_ID)
 }
 
-/// Initialises the machine's range.
-///
-/// # Safety
-///
-/// Must be called exactly once, before any other function of this file.
-pub(crate) unsafe fn init() {
-    // SAFETY: By the safety requirements this is the one call, before any use.
-    unsafe { NATIVE.init() };
-}
+/// Where the 32-bit ranges' keys start: above every 64-bit id.
+const COMPAT_KEYS: u64 = 1 << 32;
 
-/// The 32-bit range of one open file, shared with its buffers (a buffer freed while mapped
-/// holds its id after the file is closed).
+/// The 32-bit range of one open file: its search state, and where its keys lie among the
+/// registry's. Shared with the file's buffers (a buffer freed while mapped holds its id after
+/// the file is closed).
 #[pin_data]
 pub(crate) struct FileIds {
+    /// The key of id 0 of the range.
+    base: u64,
+    /// Taken before the registry's lock, never inside it.
     #[pin]
-    compat: Mutex<Space>,
+    pub(crate) compat: Mutex<Range>,
 }
 
 impl FileIds {
-    /// A new file's range, with no id held.
-    pub(crate) fn new() -> Result<Arc<Self>> {
+    /// The range of the file with serial number `file`, with no id held; `ENOSPC` for a serial
+    /// number whose keys would not fit in 64 bits (2^55 files opened).
+    pub(crate) fn new(file: u64) -> Result<Arc<Self>> {
+        let base = file
+            .checked_mul(COMPAT_IDS)
+            .and_then(|b| b.checked_add(COMPAT_KEYS))
+            .filter(|b| b.checked_add(COMPAT_IDS).is_some())
+            .ok_or(ENOSPC)?;
+        let (first, end) = (base + 1, base + COMPAT_IDS);
         Arc::pin_init(
             pin_init!(Self {
-                compat <- new_mutex!(Space::new(1, COMPAT_IDS)),
+                base,
+                compat <- new_mutex!(Range::new(first, end)),
             }),
             GFP_KERNEL,
         )
     }
-}
 
-/// An id held by a buffer, given back when this is dropped.
-///
-/// # Invariants
-///
-/// `id` is held in the machine's range (`compat` is `None`) or in the file's 32-bit range
-/// while this object lives, and was entered there by it.
-pub(crate) struct Held {
-    compat: Option<Arc<FileIds>>,
-    id: u64,
-}
-
-impl Held {
-    /// Takes a free id: from `file`'s 32-bit range when `compat`, else from the machine's.
-    /// `ENOSPC` when every id of the range is held.
-    pub(crate) fn take(file: &Arc<FileIds>, compat: bool) -> Result<Self> {
-        // Allocated before a lock is taken: the allocation may sleep in reclaim. On ENOSPC it
-        // is freed under the lock, which `kfree` does not mind.
-        let node = RBTreeNodeReservation::new(GFP_KERNEL)?;
-        if compat {
-            let id = file.compat.lock().take(node)?;
-            // INVARIANT: `id` was just entered in the file's range.
-            Ok(Self {
-                compat: Some(file.clone()),
-                id,
-            })
-        } else {
-            let id = NATIVE.lock().take(node)?;
-            // INVARIANT: `id` was just entered in the machine's range.
-            Ok(Self { compat: None, id })
-        }
+    /// The registry's key of this file's 32-bit id `id`.
+    pub(crate) fn key(&self, id: u64) -> u64 {
+        self.base + id
     }
 
-    /// The id.
-    pub(crate) fn id(&self) -> u64 {
-        self.id
-    }
-}
-
-impl Drop for Held {
-    fn drop(&mut self) {
-        // By the type invariant the id is held there; its node is freed after the lock.
-        let gone = match &self.compat {
-            Some(file) => file.compat.lock().give(self.id),
-            None => NATIVE.lock().give(self.id),
-        };
-        drop(gone);
+    /// The 32-bit id of this file's key `key`.
+    pub(crate) fn id(&self, key: u64) -> u64 {
+        key - self.base
     }
 }
 
@@ -257,28 +218,41 @@ mod tests {
     }
 
     #[test]
-    fn files_have_their_own_32_bit_ids() {
-        let (a, b) = (FileIds::new(), FileIds::new());
+    fn claim_enters_the_next_free_id() {
+        let mut range = Range::new(1, 8);
+        let mut tree: RBTree<u64, u64> = RBTree::new();
+        let mut claim = |tree: &mut RBTree<u64, u64>| match RBTreeNodeReservation::new(GFP_KERNEL)
+        {
+            Ok(node) => range.claim(tree, node, |id| id * 10),
+            Err(e) => Err(e),
+        };
+        assert_eq!(claim(&mut tree), Ok(1));
+        assert_eq!(claim(&mut tree), Ok(2));
+        assert_eq!(tree.get(&2), Some(&20));
+        // 3 held by someone else (a stale search state): the slow path skips it.
+        let _ = tree.try_create_and_insert(3, 0, GFP_KERNEL);
+        assert_eq!(claim(&mut tree), Ok(4));
+        for want in 5..8 {
+            assert_eq!(claim(&mut tree), Ok(want));
+        }
+        assert_eq!(claim(&mut tree), Err(ENOSPC));
+        let _ = tree.remove(&2);
+        // After the wrap, the one free id.
+        assert_eq!(claim(&mut tree), Ok(2));
+    }
+
+    #[test]
+    fn files_have_their_own_32_bit_keys() {
+        let (a, b) = (FileIds::new(1), FileIds::new(2));
         assert!(a.is_ok() && b.is_ok());
         let (Ok(a), Ok(b)) = (a, b) else {
             return;
         };
-        let native = Held::take(&a, false).map(|h| h.id());
-        assert!(matches!(native, Ok(id) if (COMPAT_IDS..MAX_ID).contains(&id)));
-        assert_eq!(Held::take(&a, true).map(|h| h.id()), Ok(1));
-        // The 32-bit range is the file's: 255 held in `a` leave `b`'s untouched.
-        let mut kept = KVec::new();
-        while let Ok(h) = Held::take(&a, true) {
-            if kept.push(h, GFP_KERNEL).is_err() {
-                break;
-            }
-        }
-        assert_eq!(kept.len() as u64, COMPAT_IDS - 1);
-        assert_eq!(Held::take(&a, true).map(|h| h.id()), Err(ENOSPC));
-        assert_eq!(Held::take(&b, true).map(|h| h.id()), Ok(1));
-        drop(kept);
-        // Given back, they come again (after the wrap).
-        assert!(Held::take(&a, true).is_ok());
+        // Above every 64-bit id, and apart.
+        assert!(a.key(1) >= MAX_ID);
+        assert_eq!(a.key(COMPAT_IDS - 1) + 1, b.key(0));
+        assert_eq!(a.id(a.key(255)), 255);
+        assert!(FileIds::new(u64::MAX / COMPAT_IDS).is_err());
     }
 
     #[test]

@@ -198,6 +198,9 @@ pub struct Scale {
     pub debugfs_full: Option<DebugfsRead>,
     /// `pair_ns` of the last point over that of the first, when both were measured.
     pub ratio_last_first: Option<f64>,
+    /// `pair_vs_control` of the last point over that of the first: the growth of the pair's
+    /// cost with the machine's speed of each moment taken out (absent from older reports).
+    pub controlled_ratio_last_first: Option<f64>,
 }
 
 /// The cost of ALLOC+FREE with `live` buffers held.
@@ -218,6 +221,12 @@ pub struct ScalePoint {
     /// Pairs per round, and rounds.
     pub pairs: u64,
     pub rounds: u32,
+    /// The control: two VERSION ioctls on the same files in place of each pair, timed in each
+    /// round right after the pairs (absent from reports made before the field).
+    pub control_ns: Option<f64>,
+    /// The median over the rounds of the pairs' time divided by the control's in the same
+    /// round: the pair's cost against the machine's speed of the moment.
+    pub pair_vs_control: Option<f64>,
     /// open() and the first read(4096) of debugfs `buffers`, microseconds; None when debugfs
     /// could not be read (the run's notes say why).
     pub debugfs_first_read_us: Option<f64>,

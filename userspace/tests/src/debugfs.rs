@@ -361,6 +361,12 @@ fn in_pid_namespace() -> Outcome {
 /// pid 1 of its own namespace.
 fn pid_in_namespace(id: u64) -> Result<(), String> {
     let e = listed_entry(id, "while its holder lives").map_err(|f| format!("{f:?}"))?;
+    if e.pid == 1 {
+        return Err(format!(
+            "buffer {id}: debugfs shows pid 1, the holder's pid in its own namespace: expected \
+             its pid in the initial namespace"
+        ));
+    }
     let status_path = format!("/proc/{}/status", e.pid);
     let status = std::fs::read_to_string(&status_path)
         .map_err(|err| format!("debugfs shows pid {}: {status_path}: {err}", e.pid))?;

@@ -536,11 +536,38 @@ pub fn scale_verdict(scale: &Scale) -> String {
             format::count(first.live)
         );
     };
-    let verdict = if r <= SCALE_TARGET {
-        "Within the target"
-    } else {
-        "Over the target"
+    let verdict = |r: f64| {
+        if r <= SCALE_TARGET {
+            "Within the target"
+        } else {
+            "Over the target"
+        }
     };
+    if let (Some(fc), Some(lc)) = (first.pair_vs_control, last.pair_vs_control) {
+        if let Some(rc) = ratio(lc, fc) {
+            return format!(
+                "**{}: ALLOC+FREE at {} live buffers costs {} what it costs at {}, against the \
+                 machine's speed of the moment (target ≤ {SCALE_TARGET}×)**: a pair took {:.2}× \
+                 and {:.2}× the control (two VERSION ioctls on the same files, timed right after \
+                 the pairs in each of {} rounds; the median ratio). Raw: {} vs {} a pair of 4 KiB \
+                 KMALLOC buffers ({}), while the control took {} and {}: under TCG the whole \
+                 guest runs faster or slower from moment to moment, which the control measures.",
+                verdict(rc),
+                format::count(last.live),
+                times(Some(rc)),
+                format::count(first.live),
+                lc,
+                fc,
+                last.rounds,
+                format::duration(last.pair_ns.round() as u64),
+                format::duration(first.pair_ns.round() as u64),
+                times(Some(r)),
+                format::duration(last.control_ns.unwrap_or(0.0).round() as u64),
+                format::duration(first.control_ns.unwrap_or(0.0).round() as u64),
+            );
+        }
+    }
+    let verdict = verdict(r);
     format!(
         "**{verdict}: ALLOC+FREE at {} live buffers costs {} what it costs at {} (target ≤ \
          {SCALE_TARGET}×)**: {} vs {} a pair of 4 KiB KMALLOC buffers (the median round of {} \

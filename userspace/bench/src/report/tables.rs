@@ -49,12 +49,20 @@ fn scale(scale: &Scale) -> Md {
     md.para(format!(
         "{} KMALLOC buffers, grown in one pass and spread over the files in turn. ALLOC+FREE is \
          one more buffer allocated and freed, seen from user space: the median round of the \
-         given pairs, divided by them. \"Grown in\" is the time spent allocating the buffers \
-         from none (the measurements excluded); \"debugfs first read\" is open() and the first \
-         read(4096) of `buffers`.",
+         given pairs, divided by them. The control is two VERSION ioctls on the same files \
+         (touching no buffer) in place of each pair, timed right after the pairs in each \
+         round; \"pair / control\" is the median of their ratio within a round, which takes \
+         out how fast the guest ran at that moment. \"Grown in\" is the time spent allocating \
+         the buffers from none (the measurements excluded); \"debugfs first read\" is open() \
+         and the first read(4096) of `buffers`.",
         format::size(scale.buffer_size)
     ));
     let first = scale.points.first().filter(|p| p.ok).map(|p| p.pair_ns);
+    let first_controlled = scale
+        .points
+        .first()
+        .filter(|p| p.ok)
+        .and_then(|p| p.pair_vs_control);
     let rows: Vec<Vec<String>> = scale
         .points
         .iter()
@@ -66,6 +74,13 @@ fn scale(scale: &Scale) -> Md {
                 status(p.ok, p.reason.as_deref()),
                 measured(format::duration(p.pair_ns.round() as u64)),
                 measured(times(first.and_then(|f| ratio(p.pair_ns, f)))),
+                format::or_dash(p.control_ns.map(|ns| format::duration(ns.round() as u64))),
+                format::or_dash(p.pair_vs_control.map(|r| format!("{r:.2}"))),
+                format::or_dash(
+                    p.pair_vs_control
+                        .and_then(|r| first_controlled.and_then(|f| ratio(r, f)))
+                        .map(|r| times(Some(r))),
+                ),
                 measured(format!("{} × {}", p.rounds, format::count(p.pairs))),
                 measured(format::seconds(p.grow_s)),
                 format::or_dash(
@@ -82,6 +97,9 @@ fn scale(scale: &Scale) -> Md {
             "status",
             "ALLOC+FREE a pair",
             "vs the first",
+            "control",
+            "pair / control",
+            "that vs the first",
             "rounds × pairs",
             "grown in",
             "debugfs first read",

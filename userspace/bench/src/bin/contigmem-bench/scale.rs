@@ -26,7 +26,7 @@ const SIZE: u64 = 4096;
 /// The files the population is spread over, in turn.
 const FILES: usize = 8;
 /// Timed rounds of ALLOC+FREE pairs at each point.
-const ROUNDS: u32 = 5;
+const ROUNDS: u32 = 9;
 /// A progress line every this many buffers, so that a long fill shows life.
 const PROGRESS_EVERY: u64 = 100_000;
 /// The read() size of the full debugfs read.
@@ -116,10 +116,18 @@ impl Population {
         grown.map_err(|e| format!("growing stopped at {} live buffers: {e}", self.live))
     }
 
-    /// The median over [`ROUNDS`] rounds of `pairs` ALLOC+FREE pairs (files in turn) of one
-    /// round's time divided by `pairs`, in nanoseconds.
-    fn pair_ns(&self, pairs: u64) -> Result<f64, String> {
-        let mut rounds = Vec::new();
+    /// [`ROUNDS`] rounds, each of `pairs` ALLOC+FREE pairs (files in turn) followed by the
+    /// control: as many pairs of VERSION ioctls on the same files (the same system calls,
+    /// touching no buffer). Returns the medians of the pair's cost, of the control's and of
+    /// their ratio within a round, in nanoseconds a pair.
+    ///
+    /// Under TCG the guest runs faster or slower by up to 1.7x from one moment to the next,
+    /// for reasons of the host's (the control moves with it); the ratio within one round, a
+    /// fraction of a second, is what the buffer bookkeeping itself costs against the machine
+    /// of the moment.
+    fn measure(&self, pairs: u64) -> Result<(f64, f64, f64), String> {
+        let per_pair = |ns: u64| ns as f64 / pairs.max(1) as f64;
+        let (mut pair, mut control, mut ratio) = (Vec::new(), Vec::new(), Vec::new());
         for _ in 0..ROUNDS {
             let (result, ns) = timed(|| {
                 (0..pairs).try_for_each(|i| {
@@ -128,10 +136,30 @@ impl Population {
                 })
             });
             result.map_err(|e| format!("ALLOC+FREE at {} live buffers: {e}", self.live))?;
-            rounds.push(ns);
+            let (result, control_ns) = timed(|| {
+                (0..pairs).try_for_each(|i| {
+                    let dev = &self.files[(i % FILES as u64) as usize];
+                    dev.version()?;
+                    dev.version().map(|_| ())
+                })
+            });
+            result.map_err(|e| format!("VERSION at {} live buffers: {e}", self.live))?;
+            pair.push(per_pair(ns));
+            control.push(per_pair(control_ns));
+            ratio.push(ns as f64 / (control_ns as f64).max(1.0));
         }
-        Ok(median(&mut rounds) as f64 / pairs.max(1) as f64)
+        Ok((
+            median_f(&mut pair),
+            median_f(&mut control),
+            median_f(&mut ratio),
+        ))
     }
+}
+
+/// The median of `v` (the upper one of an even count); 0 for none.
+fn median_f(v: &mut [f64]) -> f64 {
+    v.sort_by(f64::total_cmp);
+    v.get(v.len() / 2).copied().unwrap_or(0.0)
 }
 
 /// open() and the first read(4096) of debugfs `buffers`, in microseconds.
@@ -209,18 +237,26 @@ fn point(p: &Population, plan: &Plan, debugfs_error: &mut Option<String>) -> Sca
             None
         }
     };
-    match p.pair_ns(plan.scale_pairs) {
-        Ok(ns) => {
+    match p.measure(plan.scale_pairs) {
+        Ok((pair, control, ratio)) => {
             point.ok = true;
-            point.pair_ns = ns;
+            point.pair_ns = pair;
+            point.control_ns = Some(control);
+            point.pair_vs_control = Some(ratio);
         }
         Err(e) => point.reason = Some(e),
     }
     progress(&format!(
-        "  {} live buffers in {FILES} files: ALLOC+FREE {:.0} ns a pair, grown in {:.1} s, \
-         debugfs first read {}{}",
+        "  {} live buffers in {FILES} files: ALLOC+FREE {:.0} ns a pair (VERSION twice {}, \
+         pair/control {}), grown in {:.1} s, debugfs first read {}{}",
         count(p.live),
         point.pair_ns,
+        point
+            .control_ns
+            .map_or_else(|| "-".to_string(), |ns| format!("{ns:.0} ns")),
+        point
+            .pair_vs_control
+            .map_or_else(|| "-".to_string(), |r| format!("{r:.2}")),
         point.grow_s,
         point
             .debugfs_first_read_us
@@ -278,6 +314,12 @@ fn why(reason: &Option<String>) -> String {
 }
 
 pub fn run(dev: &Device, plan: &Plan, notes: &mut Vec<String>) -> Scale {
+    // On one CPU throughout: under TCG the two vCPUs run at different speeds from moment to
+    // moment (a pair cost up to 1.7x more on one than on the other in the same boot), and the
+    // scheduler moving the process between them would make the points disagree for that alone.
+    if let Err(e) = contigmem::numa::pin_to_cpu(Some(0)) {
+        notes.push(format!("many buffers: could not pin to CPU 0: {e}"));
+    }
     let budget = Budget::new(plan.scale_budget_s);
     let mut scale = Scale {
         buffer_size: SIZE,
@@ -334,11 +376,21 @@ pub fn run(dev: &Device, plan: &Plan, notes: &mut Vec<String>) -> Scale {
         }
         _ => None,
     };
+    scale.controlled_ratio_last_first = match (scale.points.first(), scale.points.last()) {
+        (Some(first), Some(last)) if scale.points.len() > 1 => {
+            match (first.pair_vs_control, last.pair_vs_control) {
+                (Some(f), Some(l)) if f > 0.0 => Some(l / f),
+                _ => None,
+            }
+        }
+        _ => None,
+    };
     if let Some(e) = debugfs_error {
         notes.push(format!(
             "many buffers: debugfs `buffers` could not be read: {e}"
         ));
     }
+    let _ = contigmem::numa::pin_to_cpu(None);
     if let Some(p) = population {
         let held = p.live;
         let ((), ns) = timed(move || drop(p));
