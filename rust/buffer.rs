@@ -169,21 +169,25 @@ pub(crate) struct Buffer {
     pub(crate) placement: Placement,
     /// Its placement and live VMAs, shared with its registry row.
     facts: Arc<Facts>,
-    // Fields drop in order: the memory is freed, its bytes are given back to the counters and
-    // the caps, and last the buffer leaves the registry, giving its id back.
+    // Fields drop in order: the buffer leaves the registry, giving its id back (nothing can
+    // name it any more: it is in no file's table and no VMA holds it), so debugfs never shows
+    // memory that is being freed; then the memory is freed, and its bytes are given back to the
+    // counters and the caps.
+    _listed: Listed,
     pub(crate) memory: Memory,
     _live: Live,
     _charge: Charge,
-    _listed: Listed,
 }
 
 impl Buffer {
     /// Takes an id of `owner`'s file (a 32-bit one when `compat`) with the buffer's registry row,
     /// charges the caps, allocates `req` and times the allocation.
     ///
-    /// The id comes first, so that a file out of ids is refused before any memory is touched.
-    /// The caps are charged first with all the memory the allocator takes at once (a HUGE
-    /// range over-allocated for its alignment), then with what the buffer keeps.
+    /// The caps are charged first (counters only), so that an ALLOC refused by them takes no
+    /// id and does not move the id search on; the id comes next, so that a file out of ids is
+    /// refused before any memory is touched. The caps are charged with all the memory the
+    /// allocator takes at once (a HUGE range over-allocated for its alignment), then with what
+    /// the buffer keeps. The buffer's registry row is shown once the buffer exists.
     pub(crate) fn new(
         req: &Request,
         owner: &Owner,
@@ -200,8 +204,8 @@ impl Buffer {
             size: req.size,
             facts: facts.clone(),
         };
-        let listed = Listed::take(&owner.ids, compat, row)?;
         let mut charge = Charge::new(req.span(), owner.bytes.clone(), caps)?;
+        let listed = Listed::take(&owner.ids, compat, row)?;
         let start = Instant::<Monotonic>::now();
         let memory = Memory::alloc(req);
         let alloc_ns = start.elapsed().as_nanos().max(0) as u64;
@@ -209,8 +213,7 @@ impl Buffer {
         let memory = memory?;
         charge.shrink_to(req.size);
         let placement = memory.placement();
-        facts.publish(&placement);
-        Ok(Arc::new(
+        let buf = Arc::new(
             Self {
                 id: listed.id(),
                 kind: req.kind,
@@ -222,13 +225,15 @@ impl Buffer {
                 alloc_ns,
                 placement,
                 facts,
+                _listed: listed,
                 memory,
                 _live: Live::new(req.kind, req.size),
                 _charge: charge,
-                _listed: listed,
             },
             GFP_KERNEL,
-        )?)
+        )?;
+        buf.facts.publish(&buf.placement);
+        Ok(buf)
     }
 
     /// The number of pages.

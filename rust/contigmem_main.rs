@@ -9,12 +9,12 @@
 //! - `abi`: the ioctl structures, shared with userspace and checked against the C header;
 //! - `file`: an open file, its table of buffers and the ioctls;
 //! - `buffer`: a reference-counted buffer and the byte caps;
-//! - `ids`: buffer ids (the machine's, and each file's for 32-bit processes);
+//! - `ids`: the search for free buffer ids (the machine's, each file's for 32-bit processes);
 //! - `introspect`: counters and the debugfs files;
 //! - `memory`: the back-ends (kmalloc, kzalloc, vmalloc, pages, contiguous ranges);
 //! - `mapping`: mmap cookies and the VMA operations that keep buffers alive;
 //! - `registration`: the misc device, owned by this module;
-//! - `registry`: every live buffer, for debugfs;
+//! - `registry`: every live buffer and so the held ids, for debugfs;
 //! - `sys`: the few raw C calls the kernel crate has no abstraction for.
 
 mod abi;

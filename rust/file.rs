@@ -3,7 +3,8 @@
 //! One open file of `/dev/contigmem`: its table of buffers and the ioctls that fill it.
 //!
 //! Lock order: `mmap_lock` (held by the kernel around our mmap and VMA callbacks) -> the table's
-//! mutex; `mmap_lock` -> the registry (`registry`). The table's mutex is never held while a
+//! mutex; `mmap_lock` -> the registry (`registry`); a file's 32-bit id range (`ids::FileIds`)
+//! -> the registry. The table's mutex is never held while a
 //! buffer is dropped (which takes the registry and frees memory), nor while user memory is
 //! copied (which may fault and take `mmap_lock`).
 //!

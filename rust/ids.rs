@@ -121,8 +121,8 @@ pub(crate) const fn native() -> Range {
 const COMPAT_KEYS: u64 = 1 << 32;
 
 /// The 32-bit range of one open file: its search state, and where its keys lie among the
-/// registry's. Shared with the file's buffers (a buffer freed while mapped holds its id after
-/// the file is closed).
+/// registry's. A buffer freed while mapped holds its id, by its registry row, after the file
+/// is closed; the file's serial number is never reused, so no other file takes those keys.
 #[pin_data]
 pub(crate) struct FileIds {
     /// The key of id 0 of the range.
@@ -134,12 +134,13 @@ pub(crate) struct FileIds {
 
 impl FileIds {
     /// The range of the file with serial number `file`, with no id held; `ENOSPC` for a serial
-    /// number whose keys would not fit in 64 bits (2^55 files opened).
+    /// number whose keys would not fit a file position (`loff_t`, which debugfs reads resume
+    /// at): about 2^55 files opened.
     pub(crate) fn new(file: u64) -> Result<Arc<Self>> {
         let base = file
             .checked_mul(COMPAT_IDS)
             .and_then(|b| b.checked_add(COMPAT_KEYS))
-            .filter(|b| b.checked_add(COMPAT_IDS).is_some())
+            .filter(|b| b.checked_add(COMPAT_IDS).is_some_and(|end| end <= i64::MAX as u64))
             .ok_or(ENOSPC)?;
         let (first, end) = (base + 1, base + COMPAT_IDS);
         Arc::pin_init(

@@ -197,7 +197,8 @@ pub(crate) struct Row {
     phys: u64,
 }
 
-/// Debugfs `buffers`: one line per buffer whose memory is held, by id.
+/// Debugfs `buffers`: one line per buffer whose memory is held: 64-bit processes' by id, then
+/// 32-bit processes', by file and id.
 pub(crate) struct Buffers;
 
 impl Table for Buffers {
@@ -288,7 +289,8 @@ mod tests {
             return;
         };
         let native = take(&a, false).map(|h| h.id());
-        assert!(matches!(native, Ok(id) if (ids::COMPAT_IDS..crate::mapping::MAX_ID).contains(&id)));
+        let range = ids::COMPAT_IDS..crate::mapping::MAX_ID;
+        assert!(matches!(native, Ok(id) if range.contains(&id)));
         assert_eq!(take(&a, true).map(|h| h.id()), Ok(1));
         // The 32-bit range is the file's: 255 held in `a` leave `b`'s untouched.
         let mut kept = KVec::new();
