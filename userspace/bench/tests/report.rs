@@ -482,6 +482,38 @@ fn a_report_of_failures_only_renders() {
 }
 
 #[test]
+fn judges_scale_against_the_control_when_measured() {
+    let mut report = fixture_report();
+    let n = report.scale.points.len();
+    for (i, p) in report.scale.points.iter_mut().enumerate() {
+        // The guest ran twice as fast at the last point: raw 0.75x, against the control 1.5x.
+        p.control_ns = Some(if i + 1 == n { 5_000.0 } else { 10_000.0 });
+        p.pair_vs_control = Some(if i + 1 == n { 6.0 } else { 4.0 });
+    }
+    let (first, last) = (
+        report.scale.points[0].clone(),
+        report.scale.points[n - 1].clone(),
+    );
+    let dir = TempDir::new("scale-control");
+    report::render(&report, dir.path()).expect("renders");
+    let md = fs::read_to_string(dir.path().join("report.md")).expect("report.md");
+    let answer = section(&md, "### e)", "## Tables");
+    assert!(
+        answer.contains(
+            "**Within the target: ALLOC+FREE at 1,000,000 live buffers costs 1.50× what it \
+             costs at 1,000, against the machine's speed of the moment (target ≤ 1.5×)**: a pair \
+             took 6.00× and 4.00× the control"
+        ),
+        "{answer}"
+    );
+    let raw = format!("{:.2}×", last.pair_ns / first.pair_ns);
+    assert!(answer.contains(&format!("({raw})")), "{answer}");
+    let tables = section(&md, "### Many buffers", "## Plots");
+    assert!(tables.contains("| 10.00 µs | 4.00 | 1.00× |"), "{tables}");
+    assert!(tables.contains("| 5.00 µs | 6.00 | 1.50× |"), "{tables}");
+}
+
+#[test]
 fn answers_whether_alloc_free_scales() {
     let report = fixture_report();
     let (first, last) = (&report.scale.points[0], &report.scale.points[3]);
@@ -510,7 +542,9 @@ fn answers_whether_alloc_free_scales() {
     assert!(answer.contains("flat (within 2×)"), "{answer}");
     let tables = section(&md, "### Many buffers", "## Plots");
     assert!(
-        tables.contains("| 256,000 | 8 | ok | 12.90 µs | 1.09× | 5 × 2,000 | 5.41 s | 41.00 µs |"),
+        tables.contains(
+            "| 256,000 | 8 | ok | 12.90 µs | 1.09× | — | — | — | 5 × 2,000 | 5.41 s | 41.00 µs |"
+        ),
         "{tables}"
     );
     assert!(tables.contains("| 256,000 | 256,000 | ok | 5.38 s | 412.00 ms | 1.61 µs | 256,000 |"));

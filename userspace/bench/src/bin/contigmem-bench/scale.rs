@@ -18,7 +18,7 @@ use contigmem::{Device, Kind};
 use contigmem_bench::report::format::count;
 use contigmem_bench::schema::{CloseTime, DebugfsRead, Scale, ScalePoint};
 
-use crate::util::{median, progress, timed};
+use crate::util::{progress, timed};
 use crate::Plan;
 
 /// The bytes of every buffer: the smallest KMALLOC buffer.
