@@ -54,24 +54,23 @@ tap "insmod with byte caps and mode 0640" $?
 mode=$(stat -c %a /dev/contigmem)
 [ "$mode" = 640 ]
 tap "the mode parameter sets the node's mode" $? "expected 640, saw $mode"
+# prog NAME FILE WHY: runs FILE, its output as TAP comments, its status the test's; a missing
+# FILE fails NAME with WHY.
+prog() {
+	if [ -x "$2" ]; then
+		out=$("$2" 2>&1)
+		rc=$?
+		echo "$out" | sed 's/^/# /'
+		tap "$1" $rc "rc=$rc: $(echo "$out" | tail -n1)"
+	else
+		tap "$1" 1 "$2 is missing: $3"
+	fi
+}
 # The C example (examples/c, only the uapi header and libc): ALLOC, mmap, pattern, INFO, FREE.
-if [ -x /contigmem-example ]; then
-	out=$(/contigmem-example 2>&1)
-	rc=$?
-	echo "$out" | sed 's/^/# /'
-	tap "C example: alloc, mmap, pattern, info, free" $rc "rc=$rc: $(echo "$out" | tail -n1)"
-else
-	tap "C example: alloc, mmap, pattern, info, free" 1 "/contigmem-example is missing: run make examples"
-fi
+prog "C example: alloc, mmap, pattern, info, free" /contigmem-example "run make examples"
 # A 32-bit process (tests/guest/compat32.c): ioctls, mmap2 page offsets, its file's 255 ids.
-if [ -x /contigmem-compat32 ]; then
-	out=$(/contigmem-compat32 2>&1)
-	rc=$?
-	echo "$out" | sed 's/^/# /'
-	tap "32-bit process: ALLOC, mmap2, pread64, INFO, FREE; 255 ids a file, ids reused" $rc "rc=$rc: $(echo "$out" | tail -n1)"
-else
-	tap "32-bit process: ALLOC, mmap2, pread64, INFO, FREE; 255 ids a file, ids reused" 1 "/contigmem-compat32 is missing: qemu/compat32.sh failed"
-fi
+prog "32-bit process: ALLOC, mmap2, pread64, INFO, FREE; 255 ids a file, ids reused" \
+	/contigmem-compat32 "qemu/compat32.sh failed"
 # make bench's guest program in its quick form: it must run to the end and print its JSON
 # line, which tests/run.sh then renders on the host with contigmem-report.
 out=$(contigmem-bench --quick 2>/tmp/bench.err)
