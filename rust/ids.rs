@@ -140,7 +140,10 @@ impl FileIds {
         let base = file
             .checked_mul(COMPAT_IDS)
             .and_then(|b| b.checked_add(COMPAT_KEYS))
-            .filter(|b| b.checked_add(COMPAT_IDS).is_some_and(|end| end <= i64::MAX as u64))
+            .filter(|b| {
+                b.checked_add(COMPAT_IDS)
+                    .is_some_and(|end| end <= i64::MAX as u64)
+            })
             .ok_or(ENOSPC)?;
         let (first, end) = (base + 1, base + COMPAT_IDS);
         Arc::pin_init(
@@ -222,10 +225,9 @@ mod tests {
     fn claim_enters_the_next_free_id() {
         let mut range = Range::new(1, 8);
         let mut tree: RBTree<u64, u64> = RBTree::new();
-        let mut claim = |tree: &mut RBTree<u64, u64>| match RBTreeNodeReservation::new(GFP_KERNEL)
-        {
-            Ok(node) => range.claim(tree, node, |id| id * 10),
-            Err(e) => Err(e),
+        let mut claim = |tree: &mut RBTree<u64, u64>| {
+            let node = RBTreeNodeReservation::new(GFP_KERNEL)?;
+            range.claim(tree, node, |id| id * 10)
         };
         assert_eq!(claim(&mut tree), Ok(1));
         assert_eq!(claim(&mut tree), Ok(2));
