@@ -180,8 +180,8 @@ pub(crate) struct Buffer {
 }
 
 impl Buffer {
-    /// Takes an id of `owner`'s file (a 32-bit one when `compat`) with the buffer's registry row,
-    /// charges the caps, allocates `req` and times the allocation.
+    /// Charges the caps, takes an id of `owner`'s file (a 32-bit one when `compat`) with the
+    /// buffer's registry row, allocates `req` and times the allocation.
     ///
     /// The caps are charged first (counters only), so that an ALLOC refused by them takes no
     /// id and does not move the id search on; the id comes next, so that a file out of ids is
