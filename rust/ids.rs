@@ -21,7 +21,7 @@
 //! red-black tree search under one mutex, and so are giving it back and leaving. Taking and
 //! giving back an id cost O(log n) in the buffers held. Right after a wrap, one search may step
 //! over the run of old ids still held, once a cycle. A 32-bit range's ids are keyed above every
-//! 64-bit id, at a place of their file's own (`FileIds::key`).
+//! 64-bit id, at a place of their file's own (`FileIds`).
 
 use kernel::{
     new_mutex,
@@ -155,11 +155,6 @@ impl FileIds {
         )
     }
 
-    /// The registry's key of this file's 32-bit id `id`.
-    pub(crate) fn key(&self, id: u64) -> u64 {
-        self.base + id
-    }
-
     /// The 32-bit id of this file's key `key`.
     pub(crate) fn id(&self, key: u64) -> u64 {
         key - self.base
@@ -244,6 +239,11 @@ mod tests {
         assert_eq!(claim(&mut tree), Ok(2));
     }
 
+    /// The registry's key of `file`'s 32-bit id `id`.
+    fn key(file: &FileIds, id: u64) -> u64 {
+        file.base + id
+    }
+
     #[test]
     fn files_have_their_own_32_bit_keys() {
         let (a, b) = (FileIds::new(1), FileIds::new(2));
@@ -252,9 +252,9 @@ mod tests {
             return;
         };
         // Above every 64-bit id, and apart.
-        assert!(a.key(1) >= MAX_ID);
-        assert_eq!(a.key(COMPAT_IDS - 1) + 1, b.key(0));
-        assert_eq!(a.id(a.key(255)), 255);
+        assert!(key(&a, 1) >= MAX_ID);
+        assert_eq!(key(&a, COMPAT_IDS - 1) + 1, key(&b, 0));
+        assert_eq!(a.id(key(&a, 255)), 255);
         assert!(FileIds::new(u64::MAX / COMPAT_IDS).is_err());
     }
 
