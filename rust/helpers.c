@@ -15,6 +15,10 @@ int contigmem_pfn_to_nid(unsigned long pfn);
 void contigmem_cond_resched(void);
 bool contigmem_fatal_signal_pending(void);
 bool contigmem_in_compat_syscall(void);
+void contigmem_folio_unfreeze(struct page *head);
+void contigmem_folio_put(struct page *head);
+vm_fault_t contigmem_insert_folio_pmd(struct vm_fault *vmf, struct page *head, bool write);
+vm_fault_t contigmem_fault_page(struct vm_fault *vmf, struct page *page);
 
 /* The nearest node with memory to the CPU this runs on (the "local" node of allocations). */
 int contigmem_numa_mem_id(void)
@@ -52,4 +56,40 @@ bool contigmem_in_compat_syscall(void)
 #else
 	return in_compat_syscall();
 #endif
+}
+
+/*
+ * Gives the frozen compound page @head (reference count 0, as alloc_contig_frozen_range()
+ * returns it) its first reference, which the caller owns: a folio like any other from then on,
+ * freed by its last folio_put().
+ */
+void contigmem_folio_unfreeze(struct page *head)
+{
+	folio_ref_unfreeze(page_folio(head), 1);
+}
+
+/* Drops a reference to the folio whose head page is @head. */
+void contigmem_folio_put(struct page *head)
+{
+	folio_put(page_folio(head));
+}
+
+/*
+ * Maps the PMD-order folio whose head page is @head at the PMD-aligned faulting address, as a
+ * refcounted huge entry (the folio gains a reference and an entire mapcount).
+ */
+vm_fault_t contigmem_insert_folio_pmd(struct vm_fault *vmf, struct page *head, bool write)
+{
+	return vmf_insert_folio_pmd(vmf, page_folio(head), write);
+}
+
+/*
+ * Answers a ->fault with @page, as a page-cache fault does: the fault code takes the reference
+ * given here with the page, locks its folio and maps it with a PTE.
+ */
+vm_fault_t contigmem_fault_page(struct vm_fault *vmf, struct page *page)
+{
+	get_page(page);
+	vmf->page = page;
+	return 0;
 }

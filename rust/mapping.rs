@@ -84,6 +84,10 @@ pub(crate) fn mmap(buf: Arc<Buffer>, vma: &VmaNew, first_page: u64) -> Result {
         // Nothing is mapped now: the fault handlers map PMDs and PUDs where they can.
         sys::vma::set_pfnmap(vma);
         &HUGE_VM_OPS
+    } else if buf.memory.folios().is_some() {
+        // Nothing is mapped now: the fault handlers map the folios, by PMDs where they fit.
+        sys::vma::set_hugepage(vma);
+        &FOLIO_VM_OPS
     } else {
         buf.memory.map(vma, first_page)?;
         &VM_OPS
@@ -106,37 +110,107 @@ const HUGE_VM_OPS: bindings::vm_operations_struct = bindings::vm_operations_stru
     ..unsafe { core::mem::zeroed() }
 };
 
-/// Maps the `1 << order` pages around the faulting address if the VMA and the buffer hold them
-/// all and the memory is aligned to their size; `FALLBACK` (or `SIGBUS` for a single page)
-/// otherwise.
+/// The buffer of a fault on one of our VMAs.
+fn fault_buffer(f: &sys::Fault) -> ArcBorrow<'_, Buffer> {
+    // SAFETY: The VMA is one of ours, so its private data is the `Arc<Buffer>` pointer that
+    // `mmap` or `vma_open` stored, alive while the VMA exists (and so for the fault, which
+    // `f` cannot outlive).
+    unsafe { ArcBorrow::<Buffer>::from_raw(f.private().cast::<Buffer>()) }
+}
+
+/// The buffer page at the start of the `1 << order` pages around the faulting address, if the
+/// VMA holds them all, the buffer has them all and its memory there is aligned to their size.
+fn fault_window(f: &sys::Fault, buf: &Buffer, order: u32) -> Option<u64> {
+    let (start, end, pgoff) = f.vma_range();
+    let span = 1usize << (order + PAGE_SHIFT);
+    let addr = f.address() & !(span - 1);
+    if addr < start || end - addr < span {
+        return None;
+    }
+    let index = decode(pgoff).1 + ((addr - start) >> PAGE_SHIFT) as u64;
+    let pages = 1u64 << order;
+    if index + pages > buf.pages() || (buf.placement.pfn + index) % pages != 0 {
+        return None;
+    }
+    Some(index)
+}
+
+/// Maps the `1 << order` pages around the faulting address of a huge-mapped VMA if
+/// [`fault_window`] allows; `FALLBACK` (or `SIGBUS` for a single page) otherwise.
 fn fault(f: &sys::Fault, order: u32) -> u32 {
     let miss = if order == 0 {
         sys::fault_result::SIGBUS
     } else {
         sys::fault_result::FALLBACK
     };
-    // SAFETY: The VMA is one of ours, so its private data is the `Arc<Buffer>` pointer that
-    // `mmap` or `vma_open` stored, alive while the VMA exists.
-    let buf = unsafe { ArcBorrow::<Buffer>::from_raw(f.private().cast::<Buffer>()) };
-    let (start, end, pgoff) = f.vma_range();
-    let span = 1usize << (order + PAGE_SHIFT);
-    let addr = f.address() & !(span - 1);
-    if addr < start || end - addr < span {
-        return miss;
-    }
+    let buf = fault_buffer(f);
     // A PUD where the memory happens to be 1 GiB-aligned would tell where it is.
     if order + PAGE_SHIFT >= bindings::PUD_SHIFT && !buf.pud_ok {
         return miss;
     }
-    let index = decode(pgoff).1 + ((addr - start) >> PAGE_SHIFT) as u64;
-    let pages = 1u64 << order;
-    let pfn = buf.placement.pfn + index;
-    if index + pages > buf.pages() || pfn % pages != 0 {
+    let Some(index) = fault_window(f, &buf, order) else {
         return miss;
+    };
+    // SAFETY: The pages from `pfn` are the buffer's (checked by `fault_window`), which the VMA
+    // holds; they lie at the aligned address inside the VMA and are aligned to their size.
+    unsafe { f.insert(buf.placement.pfn + index, order) }
+}
+
+/// The operations of a VMA of a buffer made of PMD-order folios: as [`VM_OPS`], with nothing
+/// mapped at mmap; the fault handlers map each folio with a refcounted PMD where the VMA holds
+/// it whole and aligned, and its pages with PTEs elsewhere. The entries are normal ones (the
+/// VMA is no PFN or mixed map), so `get_user_pages` pins them, and the kernel's own code
+/// splits, moves and zaps them (a split PMD is zapped and faulted again as PTEs, as for a file
+/// THP). PUD-sized faults never come: for a file VMA that is not DAX the fault code offers
+/// orders up to the page cache's largest (`THP_ORDERS_ALL_FILE_DEFAULT`), a PMD on x86-64.
+const FOLIO_VM_OPS: bindings::vm_operations_struct = bindings::vm_operations_struct {
+    open: Some(vma_open),
+    close: Some(vma_close),
+    fault: Some(folio_fault),
+    huge_fault: Some(folio_huge_fault),
+    // SAFETY: All other callbacks are optional and null (`None`) is a valid value for them.
+    ..unsafe { core::mem::zeroed() }
+};
+
+/// Maps one page of a folio VMA: the fault code maps it with a PTE.
+///
+/// # Safety
+///
+/// Called by the fault code for a VMA with [`FOLIO_VM_OPS`].
+unsafe extern "C" fn folio_fault(vmf: *mut bindings::vm_fault) -> bindings::vm_fault_t {
+    // SAFETY: By the safety requirements `vmf` is a fault on one of our VMAs.
+    let f = unsafe { sys::Fault::from_raw(vmf) };
+    let buf = fault_buffer(&f);
+    let (Some(run), Some(index)) = (buf.memory.folios(), fault_window(&f, &buf, 0)) else {
+        return sys::fault_result::SIGBUS;
+    };
+    // SAFETY: The page is the buffer's at the faulting address (`fault_window`), the VMA holds
+    // the buffer, and a VMA with these operations is neither a PFN nor a mixed map.
+    unsafe { run.fault_page(&f, index as usize) }
+}
+
+/// Maps a PMD of a folio VMA where a whole folio lies aligned under it, or asks for a
+/// fallback to PTEs.
+///
+/// # Safety
+///
+/// Called by the fault code for a VMA with [`FOLIO_VM_OPS`].
+unsafe extern "C" fn folio_huge_fault(
+    vmf: *mut bindings::vm_fault,
+    order: core::ffi::c_uint,
+) -> bindings::vm_fault_t {
+    // SAFETY: By the safety requirements `vmf` is a fault on one of our VMAs.
+    let f = unsafe { sys::Fault::from_raw(vmf) };
+    let buf = fault_buffer(&f);
+    if order != sys::PMD_ORDER {
+        return sys::fault_result::FALLBACK;
     }
-    // SAFETY: The pages `[pfn, pfn + pages)` are the buffer's (checked above), which the VMA
-    // holds; they lie at `addr` inside the VMA and are aligned to their size (checked above).
-    unsafe { f.insert(pfn, order) }
+    let (Some(run), Some(index)) = (buf.memory.folios(), fault_window(&f, &buf, order)) else {
+        return sys::fault_result::FALLBACK;
+    };
+    // SAFETY: The PMD-aligned pages from `index` are the buffer's and lie whole inside the VMA
+    // (`fault_window`); the VMA holds the buffer and is neither a PFN nor a mixed map.
+    unsafe { run.insert_folio_pmd(&f, index as usize) }
 }
 
 /// Maps one page of a huge-mapped VMA.
@@ -199,9 +273,7 @@ const VM_OPS: bindings::vm_operations_struct = bindings::vm_operations_struct {
 unsafe extern "C" fn vma_refault(vmf: *mut bindings::vm_fault) -> bindings::vm_fault_t {
     // SAFETY: By the safety requirements `vmf` is a fault on one of our VMAs.
     let f = unsafe { sys::Fault::from_raw(vmf) };
-    // SAFETY: The VMA is one of ours, so its private data is the `Arc<Buffer>` pointer that
-    // `mmap` or `vma_open` stored, alive while the VMA exists.
-    let buf = unsafe { ArcBorrow::<Buffer>::from_raw(f.private().cast::<Buffer>()) };
+    let buf = fault_buffer(&f);
     let (start, _, pgoff) = f.vma_range();
     let index = decode(pgoff).1 + ((f.address() - start) >> PAGE_SHIFT) as u64;
     match usize::try_from(index) {

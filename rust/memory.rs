@@ -225,13 +225,15 @@ impl Memory {
             Kind::Huge => {
                 // alloc_contig_range() refuses __GFP_ACCOUNT: contiguous ranges are not charged
                 // to a memory cgroup, the byte caps bound them instead.
+                // Mapped with PFN entries (`huge_map`), the memory need not be folios; mapped
+                // normally it is PMD-order folios, for refcounted PMD entries.
                 let align = (req.align >> PAGE_SHIFT) as usize;
-                Ok(Self::Pages(PageRun::alloc_contig(
-                    pages,
-                    align,
-                    sys::gfp::ALLOC | zero | place,
-                    nid,
-                )?))
+                let gfp = sys::gfp::ALLOC | zero | place;
+                Ok(Self::Pages(if req.huge_map {
+                    PageRun::alloc_contig(pages, align, gfp, nid)?
+                } else {
+                    PageRun::alloc_contig_folios(pages, align, gfp, nid)?
+                }))
             }
         }
     }
@@ -317,6 +319,15 @@ impl Memory {
             }
         }
         off
+    }
+
+    /// The memory as PMD-order folios, if it is made of them (a HUGE buffer mapped normally):
+    /// it is mapped on fault, by PMDs where they fit and PTEs elsewhere.
+    pub(crate) fn folios(&self) -> Option<&PageRun> {
+        match self {
+            Self::Pages(run) if run.is_folios() => Some(run),
+            _ => None,
+        }
     }
 
     /// Maps `vma`'s length of this memory from page `first_page` into `vma`.

@@ -67,6 +67,17 @@ extern "C" {
     fn contigmem_cond_resched();
     fn contigmem_fatal_signal_pending() -> bool;
     fn contigmem_in_compat_syscall() -> bool;
+    fn contigmem_folio_unfreeze(head: *mut bindings::page);
+    fn contigmem_folio_put(head: *mut bindings::page);
+    fn contigmem_insert_folio_pmd(
+        vmf: *mut bindings::vm_fault,
+        head: *mut bindings::page,
+        write: bool,
+    ) -> bindings::vm_fault_t;
+    fn contigmem_fault_page(
+        vmf: *mut bindings::vm_fault,
+        page: *mut bindings::page,
+    ) -> bindings::vm_fault_t;
 }
 
 /// `NUMA_NO_NODE`: no node asked for; the allocators follow the task's memory policy.
@@ -324,18 +335,26 @@ impl Drop for RawAlloc {
 /// How many pages a long loop handles between two [`cond_resched`] calls.
 pub(crate) const RESCHED_EVERY: usize = 4096;
 
-/// A run of physically contiguous pages this crate owns, each with its own reference count
-/// (order-0 pages, as `split_page` and `alloc_contig_pages` leave them).
+/// The order of a PMD-sized folio (9 on x86-64: 2 MiB).
+pub(crate) const PMD_ORDER: u32 = bindings::PMD_SHIFT - PAGE_SHIFT;
+
+/// A run of physically contiguous pages this crate owns: order-0 pages with a reference count
+/// each (as `split_page` and `alloc_contig_pages` leave them), or PMD-order folios with one
+/// reference each (see [`PageRun::alloc_contig_folios`]).
 ///
 /// # Invariants
 ///
-/// `first` points to the first of `count` order-0 pages, physically contiguous from `pfn`, with
-/// contiguous `struct page`s (SPARSEMEM_VMEMMAP), owned by this object and freed one by one when
-/// it is dropped (a page still pinned by someone else is freed by its last `put_page`).
+/// `first` points to the first of `count` pages, physically contiguous from `pfn`, with
+/// contiguous `struct page`s (SPARSEMEM_VMEMMAP), owned by this object. The first
+/// `folios << PMD_ORDER` of them are `folios` PMD-order folios (compound pages), aligned to
+/// their size, of which this object holds one reference each; the rest are order-0 pages, each
+/// with a reference this object holds. Dropping the run drops those references; a page or
+/// folio still mapped or pinned by someone else is freed by its last `put_page`.
 pub(crate) struct PageRun {
     first: NonNull<bindings::page>,
     pfn: u64,
     count: usize,
+    folios: usize,
 }
 
 // SAFETY: A `PageRun` owns its pages exclusively; pages may be freed from any thread.
@@ -395,7 +414,12 @@ impl PageRun {
         // SAFETY: `first` is a valid page we own.
         let pfn = unsafe { page_to_pfn(first) };
         // INVARIANT: We own the `count` order-0 pages starting at `first`, contiguous from `pfn`.
-        Ok(Self { first, pfn, count })
+        Ok(Self {
+            first,
+            pfn,
+            count,
+            folios: 0,
+        })
     }
 
     /// Allocates `count` contiguous pages with `alloc_contig_pages`, aligned to `align_pages`
@@ -453,7 +477,120 @@ impl PageRun {
             first,
             pfn: base_pfn + head as u64,
             count,
+            folios: 0,
         })
+    }
+
+    /// Allocates `count` contiguous pages (a multiple of a PMD-order folio) as
+    /// [`Self::alloc_contig`] does, aligned to `align_pages` and at least to a folio, made of
+    /// PMD-order folios: memory that can be mapped with refcounted PMD entries
+    /// (`vmf_insert_folio_pmd`), which `get_user_pages` can pin.
+    ///
+    /// `alloc_contig_pages` finds a range but only hands out order-0 pages, and
+    /// `alloc_contig_frozen_range` builds a compound page only of an exact buddy block at a
+    /// place given to it. So the range is found first (without zeroing), and each folio's
+    /// worth of it is then given back and taken again at once as one compound page (zeroed if
+    /// `gfp` says so). A given-back piece stays an order-9 buddy block: the block it would
+    /// merge with is the other half of its aligned `MAX_PAGE_ORDER` block, which is inside the
+    /// run (every HUGE range is whole blocks) and still ours. Should another allocation take
+    /// part of it in between, `alloc_contig_frozen_range` migrates that away, or fails; a
+    /// failure gives everything back.
+    pub(crate) fn alloc_contig_folios(
+        count: usize,
+        align_pages: usize,
+        gfp: u32,
+        nid: i32,
+    ) -> Result<Self> {
+        let folio = 1usize << PMD_ORDER;
+        if count % folio != 0 {
+            return Err(EINVAL);
+        }
+        let mut run = Self::alloc_contig(
+            count,
+            align_pages.max(folio),
+            gfp & !bindings::__GFP_ZERO,
+            nid,
+        )?;
+        for k in 0..count / folio {
+            let pfn = (run.pfn as usize) + k * folio;
+            // SAFETY: `[pfn, pfn + folio)` is a piece of the run past its folios: order-0 pages
+            // we own with a reference each (type invariant), freed here and then no longer
+            // ours until taken again below.
+            unsafe { bindings::free_contig_range(pfn, folio) };
+            // SAFETY: The range lies in one zone (the run does) and is a whole, aligned
+            // pageblock; `gfp` holds only flags `alloc_contig_range` accepts (the caller's,
+            // plus `__GFP_COMP`); 0 is `ACR_FLAGS_NONE`.
+            let ret = unsafe {
+                bindings::alloc_contig_frozen_range_noprof(
+                    pfn,
+                    pfn + folio,
+                    0,
+                    gfp | (1 << bindings::___GFP_COMP_BIT),
+                )
+            };
+            if ret != 0 {
+                // Pieces `[0, k)` are folios, piece `k` was given back, the rest are ours.
+                let rest = (k + 1) * folio;
+                if rest < count {
+                    // SAFETY: The pieces after `k` are order-0 pages we own.
+                    unsafe { bindings::free_contig_range(pfn + folio, count - rest) };
+                }
+                // INVARIANT: What is left to drop is the `k` folios.
+                run.count = k * folio;
+                return Err(if ret == -(bindings::EINTR as i32) {
+                    EINTR
+                } else {
+                    ENOMEM
+                });
+            }
+            // SAFETY: The range is now one frozen compound page of order `PMD_ORDER` that we
+            // own, headed by page `k * folio` of the run; it takes the reference we hold.
+            unsafe { contigmem_folio_unfreeze(run.first.as_ptr().add(k * folio)) };
+            // INVARIANT: One more leading piece is a folio with our reference.
+            run.folios = k + 1;
+            if k % 64 == 63 {
+                cond_resched();
+            }
+        }
+        Ok(run)
+    }
+
+    /// Whether the run is made of PMD-order folios.
+    pub(crate) fn is_folios(&self) -> bool {
+        self.folios > 0 && self.folios << PMD_ORDER == self.count
+    }
+
+    /// Maps the folio that begins at page `i` at the PMD-aligned faulting address of `f`, or
+    /// falls back (`i` not the start of one of the run's folios).
+    ///
+    /// # Safety
+    ///
+    /// `f` is a fault of a VMA that holds this run's memory, with the folio's place in the
+    /// buffer at the aligned faulting address, the whole PMD inside the VMA, and the VMA not a
+    /// PFN or mixed map (so the entry is a normal, refcounted one).
+    pub(crate) unsafe fn insert_folio_pmd(&self, f: &Fault, i: usize) -> u32 {
+        let folio = 1usize << PMD_ORDER;
+        if i % folio != 0 || i / folio >= self.folios {
+            return fault_result::FALLBACK;
+        }
+        // SAFETY: Page `i` heads one of our folios (checked above), which outlives the VMA's
+        // mapping of it (the entry takes a reference of its own); the rest is the caller's.
+        unsafe { contigmem_insert_folio_pmd(f.vmf, self.first.as_ptr().add(i), f.write()) }
+    }
+
+    /// Answers a PTE fault of `f` with page `i` of the run, to be mapped by the fault code as a
+    /// refcounted page of its folio. `SIGBUS` past the end.
+    ///
+    /// # Safety
+    ///
+    /// As for [`Self::insert_folio_pmd`], for a single page at the faulting address.
+    pub(crate) unsafe fn fault_page(&self, f: &Fault, i: usize) -> u32 {
+        if i >= self.count {
+            return fault_result::SIGBUS;
+        }
+        // SAFETY: Page `i` is ours (checked above); the fault code takes the reference the
+        // helper gives it along with the page.
+        unsafe { contigmem_fault_page(f.vmf, self.first.as_ptr().add(i)) }
     }
 
     /// The pages [`Self::alloc_contig`] asks of the kernel at once for `count` pages aligned
@@ -517,7 +654,16 @@ impl PageRun {
 
 impl Drop for PageRun {
     fn drop(&mut self) {
-        for i in 0..self.count {
+        let folio = 1usize << PMD_ORDER;
+        for k in 0..self.folios {
+            if k % 64 == 63 {
+                cond_resched();
+            }
+            // SAFETY: By the type invariant piece `k` is a folio whose reference we own; what
+            // still maps or pins it holds references of its own.
+            unsafe { contigmem_folio_put(self.first.as_ptr().add(k * folio)) };
+        }
+        for i in self.folios * folio..self.count {
             if i % RESCHED_EVERY == RESCHED_EVERY - 1 {
                 // A 64 GiB run is 16 million pages; the last reference to a buffer is dropped
                 // in process context (FREE, close, munmap) without a spinlock held.
@@ -614,6 +760,15 @@ pub(crate) mod vma {
         // SAFETY: The VMA is being set up in the mmap callback and is not shared yet (as in
         // `VmaNew::update_flags`); these flags are valid for a driver mapping.
         unsafe { (*vma.as_ptr()).__bindgen_anon_2.vm_flags |= set };
+    }
+
+    /// Marks the new VMA `VM_HUGEPAGE` (as MADV_HUGEPAGE would): with transparent huge pages
+    /// set to `madvise` (or `always`) the fault code then offers a file VMA's `huge_fault`
+    /// PMD-sized faults (`vma_can_map_huge_file`); with `never`, or THP disabled for the
+    /// process, it does not, and the VMA is mapped by PTEs.
+    pub(crate) fn set_hugepage(vma: &VmaNew) {
+        // SAFETY: As in `set_pfnmap`.
+        unsafe { (*vma.as_ptr()).__bindgen_anon_2.vm_flags |= bindings::VM_HUGEPAGE };
     }
 
     /// Unmaps the PUD-sized (1 GiB) range around `addr` if the VMA covers it whole, so that no

@@ -27,16 +27,16 @@ pub fn register(tap: &mut Tap) {
         "huge map: 1G HUGE touched with at most 512 faults (1 with PUD)",
         || faults(Kind::Huge, G, true, 512),
     );
-    tap.test("pre-populated: 64M HUGE touched with 0 faults", || {
-        faults(Kind::Huge, 64 * M, false, 0)
+    tap.test("pre-populated: 4M PAGES touched with 0 faults", || {
+        faults(Kind::Pages, 4 * M, false, 0)
     });
     tap.test(
         "huge map: partial munmap, mprotect and fork split PMDs (4M HUGE), data intact",
-        || split(4 * M),
+        || split(4 * M, true),
     );
     tap.test(
         "huge map: partial munmap, mprotect and fork split a PUD (1G HUGE), data intact",
-        || split(G),
+        || split(G, true),
     );
     tap.test(
         "huge map: mremap shrinking a PUD mapping (1G HUGE) by one page, data intact",
@@ -68,7 +68,7 @@ pub fn register(tap: &mut Tap) {
 }
 
 /// Minor page faults of this process so far.
-fn minflt() -> i64 {
+pub fn minflt() -> i64 {
     // SAFETY: `getrusage` fills the zeroed struct we pass, which lives on our stack.
     let mut usage: libc::rusage = unsafe { core::mem::zeroed() };
     // SAFETY: As above.
@@ -123,7 +123,7 @@ fn faults(kind: Kind, size: u64, huge_map: bool, most: i64) -> Outcome {
 }
 
 /// Writes each page's index (counting from `first`) into its first eight bytes.
-fn stamp(mem: &mut [u8], page: usize, first: usize) {
+pub fn stamp(mem: &mut [u8], page: usize, first: usize) {
     for (i, off) in (0..mem.len()).step_by(page).enumerate() {
         mem[off..off + 8].copy_from_slice(&((first + i) as u64).to_ne_bytes());
     }
@@ -131,7 +131,7 @@ fn stamp(mem: &mut [u8], page: usize, first: usize) {
 
 /// Checks every page of `mem` for the stamp of [`stamp`]: a page mapped from the wrong place
 /// after a split shows another index.
-fn stamped(mem: &[u8], page: usize, first: usize, what: &str) -> Result<(), String> {
+pub fn stamped(mem: &[u8], page: usize, first: usize, what: &str) -> Result<(), String> {
     for (i, off) in (0..mem.len()).step_by(page).enumerate() {
         let mut bytes = [0u8; 8];
         bytes.copy_from_slice(&mem[off..off + 8]);
@@ -145,12 +145,12 @@ fn stamped(mem: &[u8], page: usize, first: usize, what: &str) -> Result<(), Stri
     Ok(())
 }
 
-/// Allocates a `size` HUGE buffer with huge mappings, maps it whole and stamps every page;
-/// returns the mapping (which keeps the memory: the buffer is freed here) and the page faults
-/// the stamping took.
-fn stamped_mapping(dev: &Device, size: u64) -> Result<(Mapping, i64), Fail> {
+/// Allocates a `size` HUGE buffer, with PFN huge mappings if `huge_map` (or else the default
+/// folio mapping), maps it whole and stamps every page; returns the mapping (which keeps the
+/// memory: the buffer is freed here) and the page faults the stamping took.
+pub fn stamped_mapping(dev: &Device, size: u64, huge_map: bool) -> Result<(Mapping, i64), Fail> {
     let buf = dev
-        .alloc_with(Kind::Huge, size, &AllocOptions::new().huge_map(true))
+        .alloc_with(Kind::Huge, size, &AllocOptions::new().huge_map(huge_map))
         .ctx("ALLOC")?;
     let mut map = buf.map().ctx("mmap")?;
     let page = map.page_size();
@@ -159,10 +159,11 @@ fn stamped_mapping(dev: &Device, size: u64) -> Result<(Mapping, i64), Fail> {
     Ok((map, minflt() - before))
 }
 
-/// Maps a `size` HUGE buffer with huge entries (PMDs, or a PUD for 1 GiB), then splits them:
-/// a one-page hole, mprotect of the second half, fork. Every page must still show its own data.
-fn split(size: u64) -> Outcome {
-    let (map, faults) = stamped_mapping(&open()?, size)?;
+/// Maps a `size` HUGE buffer with huge entries (PFN PMDs, or a PUD for 1 GiB, if `huge_map`;
+/// folio PMDs otherwise), then splits them: a one-page hole, mprotect of the second half, fork.
+/// Every page must still show its own data.
+pub fn split(size: u64, huge_map: bool) -> Outcome {
+    let (map, faults) = stamped_mapping(&open()?, size, huge_map)?;
     let page = map.page_size();
     // Huge entries first, or there is nothing to split.
     check!(
@@ -205,7 +206,7 @@ fn split(size: u64) -> Outcome {
 /// Shrinks a PUD-mapped 1 GiB mapping by one page with mremap: the kernel unmaps the last page,
 /// splitting the VMA inside the PUD.
 fn shrink_pud() -> Outcome {
-    let (mut map, faults) = stamped_mapping(&open()?, G)?;
+    let (mut map, faults) = stamped_mapping(&open()?, G, true)?;
     let page = map.page_size();
     check_eq!(faults, 1, "faults to stamp every page (one PUD)");
     map.remap(G as usize - page)
@@ -219,7 +220,7 @@ fn shrink_pud() -> Outcome {
 /// `mremap(MREMAP_FIXED)`; the data must follow it (the harness fails the run on any page-table
 /// complaint of the kernel's).
 fn move_pud() -> Outcome {
-    let (map, faults) = stamped_mapping(&open()?, G)?;
+    let (map, faults) = stamped_mapping(&open()?, G, true)?;
     let page = map.page_size();
     let len = G as usize;
     check_eq!(faults, 1, "faults to stamp every page (one PUD)");
@@ -269,8 +270,14 @@ fn move_pud() -> Outcome {
     Ok(result?)
 }
 
-/// Fills /dev/ram0 (brd) with a pattern and reads it with O_DIRECT into a mapping of each kind.
-fn o_direct() -> Outcome {
+/// The byte at `i` of the ram disk's pattern.
+pub fn pattern_byte(i: usize) -> u8 {
+    (i % 251) as u8
+}
+
+/// Loads brd if need be, writes its first `len` bytes (at most 8 MiB) with [`pattern_byte`]
+/// and opens it with O_DIRECT; a skip without brd.
+pub fn ramdisk(len: usize) -> Result<fs::File, Fail> {
     const DISK: &str = "/dev/ram0";
     if fs::metadata(DISK).is_err() {
         let ok = std::process::Command::new("insmod")
@@ -282,18 +289,25 @@ fn o_direct() -> Outcome {
             return Err(skip("no /dev/ram0 and no /brd.ko to load"));
         }
     }
-    let len = 2 * M as usize;
-    let pattern: Vec<u8> = (0..len).map(|i| (i % 251) as u8).collect();
+    let pattern: Vec<u8> = (0..len).map(pattern_byte).collect();
     {
         let disk = fs::OpenOptions::new().write(true).open(DISK).ctx(DISK)?;
         disk.write_all_at(&pattern, 0).ctx("writing the pattern")?;
         disk.sync_all().ctx("fsync")?;
     }
-    let disk = fs::OpenOptions::new()
+    fs::OpenOptions::new()
         .read(true)
+        .write(true)
         .custom_flags(libc::O_DIRECT)
         .open(DISK)
-        .ctx("open O_DIRECT")?;
+        .ctx("open O_DIRECT")
+}
+
+/// Fills /dev/ram0 (brd) with a pattern and reads it with O_DIRECT into a mapping of each kind.
+fn o_direct() -> Outcome {
+    let len = 2 * M as usize;
+    let pattern: Vec<u8> = (0..len).map(pattern_byte).collect();
+    let disk = ramdisk(len)?;
     let dev = open()?;
     let cases = [
         (Kind::Pages, false),

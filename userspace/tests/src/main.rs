@@ -10,6 +10,7 @@ mod debugfs;
 mod errors;
 mod exhaust;
 mod faults;
+mod folios;
 mod hardening;
 mod hugemap;
 mod lifetime;
@@ -109,6 +110,7 @@ fn main() {
     privilege::register(&mut tap);
     debugfs::register(&mut tap, &version);
     hugemap::register(&mut tap);
+    folios::register(&mut tap);
     privilege::register_pud(&mut tap);
     rw::register(&mut tap);
     errors::register(&mut tap, &version);

@@ -280,3 +280,102 @@ mod tests {
         assert_eq!(result, Err("parent failed".into()));
     }
 }
+
+/// An io_uring with one registered ("fixed") buffer: registering pins its pages
+/// (`IORING_REGISTER_BUFFERS`, a long-term `pin_user_pages`), which stay pinned, and usable by
+/// the ring, until the buffer is unregistered or the ring closed, whatever becomes of the
+/// mapping they came from.
+pub struct FixedRing {
+    ring: io_uring::IoUring,
+    addr: usize,
+    len: usize,
+}
+
+impl FixedRing {
+    /// Registers `mem` as buffer 0 of a new ring.
+    pub fn register(mem: &[u8]) -> Result<Self, String> {
+        let ring = io_uring::IoUring::new(4).map_err(|e| format!("io_uring_setup: {e}"))?;
+        let iov = libc::iovec {
+            iov_base: mem.as_ptr() as *mut libc::c_void,
+            iov_len: mem.len(),
+        };
+        // SAFETY: The buffer is a mapping of ours, alive now; the ring uses it only through
+        // `read` and `write` below, which stay inside it, and through the pages it pins, which
+        // outlive the mapping.
+        unsafe { ring.submitter().register_buffers(&[iov]) }
+            .map_err(|e| format!("IORING_REGISTER_BUFFERS: {e}"))?;
+        Ok(Self {
+            ring,
+            addr: mem.as_ptr() as usize,
+            len: mem.len(),
+        })
+    }
+
+    /// Reads `len` bytes of `file` from `file_off` into the fixed buffer at `at`.
+    pub fn read(
+        &mut self,
+        file: &File,
+        at: usize,
+        len: u32,
+        file_off: u64,
+    ) -> Result<usize, String> {
+        self.io(file, at, len, file_off, false)
+    }
+
+    /// Writes `len` bytes of the fixed buffer from `at` to `file` at `file_off`.
+    pub fn write(
+        &mut self,
+        file: &File,
+        at: usize,
+        len: u32,
+        file_off: u64,
+    ) -> Result<usize, String> {
+        self.io(file, at, len, file_off, true)
+    }
+
+    fn io(
+        &mut self,
+        file: &File,
+        at: usize,
+        len: u32,
+        off: u64,
+        write: bool,
+    ) -> Result<usize, String> {
+        use io_uring::{opcode, types};
+        use std::os::fd::AsRawFd;
+        if at + len as usize > self.len {
+            return Err(format!("{at:#x}+{len:#x} is outside the fixed buffer"));
+        }
+        let fd = types::Fd(file.as_raw_fd());
+        let ptr = (self.addr + at) as *mut u8;
+        let sqe = if write {
+            opcode::WriteFixed::new(fd, ptr, len, 0).offset(off).build()
+        } else {
+            opcode::ReadFixed::new(fd, ptr, len, 0).offset(off).build()
+        };
+        // SAFETY: The entry names the registered buffer 0 inside its range (checked above),
+        // which the ring's pins keep valid, and a file that outlives the wait below.
+        unsafe { self.ring.submission().push(&sqe) }.map_err(|_| "submission queue full")?;
+        self.ring
+            .submit_and_wait(1)
+            .map_err(|e| format!("io_uring_enter: {e}"))?;
+        let cqe = self.ring.completion().next().ok_or("no completion")?;
+        let res = cqe.result();
+        if res < 0 {
+            return Err(format!(
+                "{}_FIXED: {}",
+                if write { "WRITE" } else { "READ" },
+                std::io::Error::from_raw_os_error(-res)
+            ));
+        }
+        Ok(res as usize)
+    }
+
+    /// Unregisters the buffer: its pages are unpinned.
+    pub fn unregister(self) -> Result<(), String> {
+        self.ring
+            .submitter()
+            .unregister_buffers()
+            .map_err(|e| format!("IORING_UNREGISTER_BUFFERS: {e}"))
+    }
+}
