@@ -334,14 +334,22 @@ impl Memory {
     ///
     /// Pages with a reference count of their own (vmalloc, split buddy pages, contiguous
     /// ranges) are inserted as normal pages, so the mapping works with `get_user_pages` and
-    /// `/proc/pid/pagemap`. Slab memory cannot be inserted that way and is mapped as special
-    /// PTEs of a mixed map: visible in pagemap, not pinnable.
+    /// `/proc/pid/pagemap`, in batches of [`INSERT_BATCH`] (`vm_insert_pages` walks to each PMD
+    /// and takes each PTE lock once for up to eight pages, where `vm_insert_page` does both for
+    /// every page). Slab memory cannot be inserted that way and is mapped as special PTEs of a
+    /// mixed map: visible in pagemap, not pinnable.
     pub(crate) fn map(&self, vma: &VmaNew, first_page: u64) -> Result {
         let pages = (vma.end() - vma.start()) >> PAGE_SHIFT;
         let first = usize::try_from(first_page).map_err(|_| EINVAL)?;
+        match first.checked_add(pages) {
+            Some(end) if end <= self.pages() => {}
+            _ => return Err(EINVAL),
+        }
         let mixed = vma.set_mixedmap();
-        for i in 0..pages {
-            if i % sys::RESCHED_EVERY == sys::RESCHED_EVERY - 1 {
+        let mut batch = KVec::with_capacity(INSERT_BATCH.min(pages), GFP_KERNEL)?;
+        let mut done = 0;
+        while done < pages {
+            if done > 0 {
                 // A 64 GiB window is 16 million inserts: yield, and stop for a task being
                 // killed (the kernel unmaps what was inserted when mmap fails).
                 sys::cond_resched();
@@ -349,32 +357,44 @@ impl Memory {
                     return Err(EINTR);
                 }
             }
-            let addr = vma.start() + (i << PAGE_SHIFT);
-            let index = first.checked_add(i).ok_or(EINVAL)?;
+            let n = INSERT_BATCH.min(pages - done);
+            let addr = vma.start() + (done << PAGE_SHIFT);
             match self {
                 Self::Slab(mem) => {
-                    if index >= mem.size() >> PAGE_SHIFT {
-                        return Err(EINVAL);
+                    for i in 0..n {
+                        let pfn = mem.pfn(first + done + i).ok_or(EINVAL)?;
+                        sys::vma::insert_mixed(mixed, addr + (i << PAGE_SHIFT), pfn)?;
                     }
-                    let pfn = mem.pfn(index).ok_or(EINVAL)?;
-                    sys::vma::insert_mixed(mixed, addr, pfn)?;
                 }
                 Self::Vmalloc(mem) => {
-                    if index >= mem.size() >> PAGE_SHIFT {
-                        return Err(EINVAL);
+                    batch.clear();
+                    for i in first + done..first + done + n {
+                        // SAFETY: Page `i` lies inside our live vmalloc allocation (checked
+                        // above), which outlives the mapping.
+                        let page = unsafe { Vmalloc::to_page(mem.ptr().add(i << PAGE_SHIFT)) };
+                        batch.push(page.as_ptr(), GFP_KERNEL)?;
                     }
-                    // SAFETY: Page `index` lies inside our live vmalloc allocation (checked
-                    // above), which outlives the borrowed page.
-                    let page = unsafe { Vmalloc::to_page(mem.ptr().add(index << PAGE_SHIFT)) };
-                    mixed.vm_insert_page(addr, &page)?;
+                    sys::vma::insert_pages(mixed, addr, &mut batch)?;
                 }
                 Self::Pages(run) => {
-                    let page = run.page(index).ok_or(EINVAL)?;
-                    mixed.vm_insert_page(addr, &page)?;
+                    batch.clear();
+                    for i in first + done..first + done + n {
+                        batch.push(run.page(i).ok_or(EINVAL)?.as_ptr(), GFP_KERNEL)?;
+                    }
+                    sys::vma::insert_pages(mixed, addr, &mut batch)?;
                 }
             }
+            done += n;
         }
         Ok(())
+    }
+
+    /// The number of pages of the memory.
+    fn pages(&self) -> usize {
+        match self {
+            Self::Slab(mem) | Self::Vmalloc(mem) => mem.size() >> PAGE_SHIFT,
+            Self::Pages(run) => run.count(),
+        }
     }
 
     /// Maps page `index` of this memory at the faulting address of a normal VMA again, as
@@ -439,6 +459,10 @@ impl Memory {
         })
     }
 }
+
+/// The pages [`Memory::map`] inserts with one call: 4 KiB of page pointers, allocated once per
+/// mmap.
+const INSERT_BATCH: usize = 512;
 
 /// How many bytes one allocation may take when `available` bytes are available: all but a
 /// sixteenth of RAM (`total`).

@@ -60,7 +60,10 @@ pub(crate) fn in_compat_syscall() -> bool {
     unsafe { contigmem_in_compat_syscall() }
 }
 
-// The C helpers of `helpers.c`, for static inlines of the kernel headers.
+// The C helpers of `helpers.c`, for static inlines of the kernel headers. `struct page` and
+// `struct vm_fault` only pass by pointer; the lint sees bindgen's empty placeholders of some of
+// their members (as the kernel crate's own bindings allow).
+#[allow(improper_ctypes)]
 extern "C" {
     fn contigmem_numa_mem_id() -> core::ffi::c_int;
     fn contigmem_pfn_to_nid(pfn: core::ffi::c_ulong) -> core::ffi::c_int;
@@ -746,6 +749,31 @@ pub(crate) mod vma {
             Err(ENOMEM)
         } else {
             Err(EFAULT)
+        }
+    }
+
+    /// Maps `pages` (order-0 pages, or pages of driver-allocated folios) at `addr` onwards in a
+    /// `VM_MIXEDMAP` VMA as refcounted normal pages, with `vm_insert_pages`.
+    pub(crate) fn insert_pages(
+        vma: &VmaMixedMap,
+        addr: usize,
+        pages: &mut [*mut bindings::page],
+    ) -> Result {
+        let len = pages.len() << PAGE_SHIFT;
+        if addr < vma.start() || vma.end() - addr < len {
+            return Err(EINVAL);
+        }
+        let mut num = pages.len();
+        // SAFETY: `vma` is a valid mixed-map VMA whose mmap lock is held for writing (we are in
+        // its mmap callback), the range lies inside it (checked above), and the caller passes
+        // valid pages of memory that outlives the VMA (the VMA holds the buffer owning them);
+        // `num` says how many there are.
+        let ret = unsafe {
+            bindings::vm_insert_pages(vma.as_ptr(), addr, pages.as_mut_ptr(), &mut num)
+        };
+        match ret {
+            0 => Ok(()),
+            r => Err(Error::from_errno(r)),
         }
     }
 

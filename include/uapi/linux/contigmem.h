@@ -39,11 +39,13 @@ enum contigmem_kind {
 /* contigmem_alloc.flags */
 #define CONTIGMEM_ALLOC_UNINIT	(1U << 0)	/* do not zero: CAP_SYS_ADMIN only (EPERM) */
 /*
- * PAGES and HUGE only: map on fault with PMD (2 MiB) and PUD (1 GiB) entries where the window
- * and the memory are aligned, 4 KiB PTEs elsewhere. Such mappings are PFN maps: fewer faults and
- * TLB misses, but get_user_pages (O_DIRECT, io_uring fixed buffers) fails on them with EFAULT and
- * /proc/pid/pagemap does not show them. Without it every page is mapped at mmap time as a normal
- * page: no faults at all, and usable by get_user_pages.
+ * PAGES and HUGE only: map on fault with PFN entries, PMD (2 MiB) and PUD (1 GiB) where the
+ * window and the memory are aligned, 4 KiB PTEs elsewhere. Such mappings are PFN maps: the only
+ * way to PUD entries and huge PAGES entries, but get_user_pages (O_DIRECT, io_uring fixed
+ * buffers) fails on them with EFAULT and /proc/pid/pagemap does not show them. Without it a HUGE
+ * buffer is made of 2 MiB folios mapped on fault by refcounted PMDs (PTEs where a window leaves
+ * no room; PTEs only when transparent huge pages are "never"), and the other kinds' pages are
+ * all mapped at mmap time; both work with get_user_pages.
  */
 #define CONTIGMEM_ALLOC_HUGE_MAP	(1U << 1)
 /*

@@ -107,7 +107,7 @@ pub struct Limit {
 /// Map and touch every page of `size` bytes one way.
 #[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
 pub struct MapTouch {
-    /// A stable key, e.g. "contigmem-huge-hugemap", "contigmem-huge-prepopulated",
+    /// A stable key, e.g. "contigmem-huge-hugemap", "contigmem-huge-folio",
     /// "hugetlb-2m", "hugetlb-1g", "anon-thp", "anon-4k", "dmabuf-system", "dmabuf-cma".
     pub method: String,
     /// A human label for tables and plots.

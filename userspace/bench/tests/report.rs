@@ -256,7 +256,7 @@ fn compares_contigmem_huge_with_hugetlb_2m() {
     for size in [64u64 << 20, 1 << 30] {
         let (ref_label, ref_mt, ref_total) =
             times("hugetlb-2m", size).expect("hugetlb-2m in the fixture");
-        for method in ["contigmem-huge-hugemap", "contigmem-huge-prepopulated"] {
+        for method in ["contigmem-huge-hugemap", "contigmem-huge-folio"] {
             let (label, mt, total) = times(method, size).expect("contigmem in the fixture");
             let sentence = format!(
                 "**{}: {label} is {} than {ref_label} at map+touch**",
@@ -346,7 +346,7 @@ fn full_tables_cover_every_section() {
         .expect("many at 64 MiB");
     let time = |r: &contigmem_bench::schema::OneVsMany| (r.map_ns + r.touch_ns + r.unmap_ns) as f64;
     let row = format!(
-        "| 64 MiB | pre-populated | {:.2}× | {:.2}× |",
+        "| 64 MiB | default (folio) | {:.2}× | {:.2}× |",
         time(many) / time(one),
         many.faults as f64 / one.faults as f64
     );
@@ -474,7 +474,7 @@ fn a_report_of_failures_only_renders() {
     let md = fs::read_to_string(dir.path().join("report.md")).expect("report.md");
     assert!(md.contains("Not measured: there is no size at which both kmalloc and vmalloc"));
     assert!(md.contains("contigmem-huge-hugemap vs hugetlb-2m: not measured"));
-    assert!(md.contains("| 64 MiB | pre-populated | not measured | not measured |"));
+    assert!(md.contains("| 64 MiB | default (folio) | not measured | not measured |"));
     assert!(dir.path().join("transfer.svg").is_file());
     for file in skipped {
         assert!(!dir.path().join(file).exists(), "stale {file} left behind");
@@ -604,4 +604,24 @@ fn a_report_without_the_scale_section_still_parses() {
     report::render(&report, dir.path()).expect("renders");
     let md = fs::read_to_string(dir.path().join("report.md")).expect("report.md");
     assert!(md.contains("Not measured: the report has no many-buffer points."));
+}
+
+#[test]
+fn holds_the_default_mappings_to_their_peers_phase_by_phase() {
+    let (_dir, md) = render_fixture("phases");
+    let answer = section(&md, "### c)", "### d)");
+    // 1 GiB in the fixture: the folio mapping's mmap+touch 68.80 ms and munmap 68.80 ms, the
+    // system heap's 2.22 s and 416.00 ms, hugetlbfs 2 MiB's 465.64 ms and 62.40 ms.
+    assert!(
+        answer.contains("1 GiB: contigmem prepopulated against dma-buf system heap: mmap+touch 0.03× (68.80 ms vs 2.22 s), munmap 0.17× (68.80 ms vs 416.00 ms): **within the target**."),
+        "{answer}"
+    );
+    assert!(
+        answer.contains("1 GiB: contigmem prepopulated against hugetlbfs 2 MiB: mmap+touch 0.15× (68.80 ms vs 465.64 ms), munmap 1.10× (68.80 ms vs 62.40 ms): **over the target at munmap**."),
+        "{answer}"
+    );
+    // The fixture has no VMALLOC mapping row.
+    assert!(answer.contains(
+        "1 GiB: contigmem-vmalloc vs dmabuf-system: not measured (contigmem-vmalloc did not run; dmabuf-system ran)"
+    ));
 }

@@ -100,9 +100,10 @@ pub struct AllocOptions {
     /// The physical alignment in bytes (a power of two >= the page size, pages and huge only);
     /// 0 for the kind's natural alignment.
     pub align: u64,
-    /// Map with PMD/PUD entries on fault (`CONTIGMEM_ALLOC_HUGE_MAP`, pages and huge only):
-    /// fewer faults and TLB misses, but the mappings are PFN maps that `get_user_pages`
-    /// (O_DIRECT, io_uring) cannot use.
+    /// Map with PFN PMD/PUD entries on fault (`CONTIGMEM_ALLOC_HUGE_MAP`, pages and huge
+    /// only): PUDs, and huge entries for pages, but the mappings are PFN maps that
+    /// `get_user_pages` (O_DIRECT, io_uring) cannot use. Without it a huge buffer gets
+    /// refcounted PMDs on fault, which it can.
     pub huge_map: bool,
 }
 

@@ -11,7 +11,15 @@ pub const HUGETLB_2M: &str = "hugetlb-2m";
 /// The 4 KiB-faulting anonymous mapping, the fault baseline.
 pub const ANON_4K: &str = "anon-4k";
 /// contigmem's own huge mappings, which must be no worse than hugetlbfs 2 MiB.
-pub const CONTIGMEM_HUGE: [&str; 2] = ["contigmem-huge-hugemap", "contigmem-huge-prepopulated"];
+pub const CONTIGMEM_HUGE: [&str; 2] = ["contigmem-huge-hugemap", "contigmem-huge-folio"];
+/// The dma-buf system heap's method key.
+pub const DMABUF_SYSTEM: &str = "dmabuf-system";
+/// contigmem's default mappings and the peers each is held to (issue 15): the folio mapping
+/// of HUGE against the system heap and hugetlbfs 2 MiB, the 4 KiB mapping against the heap.
+pub const PHASE_TARGETS: [(&str, &[&str]); 2] = [
+    ("contigmem-huge-folio", &[DMABUF_SYSTEM, HUGETLB_2M]),
+    ("contigmem-vmalloc", &[DMABUF_SYSTEM]),
+];
 /// The most an ALLOC+FREE pair may cost at the last many-buffer point, relative to the first.
 pub const SCALE_TARGET: f64 = 1.5;
 /// The most the first read of debugfs `buffers` may grow from the first many-buffer point to
@@ -300,7 +308,65 @@ fn savings_at(size: u64, rows: &[&MapTouch]) -> Md {
         md.line(format!("- {}", hugetlb_verdict(&size_name, rows, method)));
     }
     md.line("");
+    md.para(
+        "The mapping alone, phase by phase (the target: at most 1.0× the peer's), mmap+touch \
+         and munmap:",
+    );
+    for (method, peers) in PHASE_TARGETS {
+        for peer in peers {
+            md.line(format!(
+                "- {}",
+                phase_verdict(&size_name, rows, method, peer)
+            ));
+        }
+    }
+    md.line("");
     md
+}
+
+/// "256 MiB: contigmem HUGE, default … against dma-buf system heap: mmap+touch 0.80× (…),
+/// munmap 1.10× (…): worse at munmap".
+pub fn phase_verdict(size: &str, rows: &[&MapTouch], method: &str, peer: &str) -> String {
+    let find = |key: &str| rows.iter().copied().find(|m| m.method == key);
+    let (row, reference) = match (find(method), find(peer)) {
+        (Some(row), Some(reference)) if row.ok && reference.ok => (row, reference),
+        (row, reference) => {
+            return format!(
+                "{size}: {method} vs {peer}: not measured ({}; {})",
+                missing(method, row),
+                missing(peer, reference)
+            )
+        }
+    };
+    let phase = |name: &str, a: u64, b: u64| {
+        (
+            a <= b,
+            format!(
+                "{name} {} ({} vs {})",
+                times(ratio(a as f64, b as f64)),
+                format::duration(a),
+                format::duration(b)
+            ),
+        )
+    };
+    let map_touch = |m: &MapTouch| m.map_ns.saturating_add(m.touch_ns);
+    let (mt_ok, mt) = phase("mmap+touch", map_touch(row), map_touch(reference));
+    let (un_ok, un) = phase("munmap", row.unmap_ns, reference.unmap_ns);
+    let worse: Vec<&str> = [(mt_ok, "mmap+touch"), (un_ok, "munmap")]
+        .into_iter()
+        .filter(|(ok, _)| !ok)
+        .map(|(_, name)| name)
+        .collect();
+    let verdict = if worse.is_empty() {
+        "within the target".to_string()
+    } else {
+        format!("over the target at {}", worse.join(" and "))
+    };
+    format!(
+        "{size}: {} against {}: {mt}, {un}: **{verdict}**.",
+        cell(&row.label),
+        cell(&reference.label),
+    )
 }
 
 /// "1 GiB contigmem HUGE_MAP: 1 fault vs 262144 (4 KiB); total time 12.34 ms, 0.50× of anon

@@ -417,10 +417,10 @@ fn one_vs_many(rows: &[OneVsMany]) -> Md {
     md
 }
 
-/// The buffer of a one/many pair: "" is the default (pre-populated) mapping.
+/// The buffer of a one/many pair: "" is the default (folio) mapping.
 fn variant_name(variant: &str) -> String {
     match variant.trim_start_matches('-') {
-        "" => "pre-populated".to_string(),
+        "" => "default (folio)".to_string(),
         other => cell(other),
     }
 }

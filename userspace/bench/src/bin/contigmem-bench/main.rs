@@ -51,7 +51,7 @@ pub struct Plan {
 
 const FULL: Plan = Plan {
     repeats: 9,
-    map_sizes: &[64 << 20, 1 << 30],
+    map_sizes: &[256 << 20, 1 << 30],
     sweep_max: 1 << 30,
     limit_max: u64::MAX,
     scale_points: &[1_000, 16_000, 256_000, 1_000_000],

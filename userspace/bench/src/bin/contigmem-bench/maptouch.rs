@@ -1,8 +1,9 @@
 // SPDX-License-Identifier: GPL-2.0
 
-//! Faults and time to map and touch every page of 64 MiB and 1 GiB, eight ways: contigmem HUGE
-//! (huge-mapped on fault, and pre-populated at mmap), hugetlbfs with 2 MiB and 1 GiB pages,
-//! anonymous memory with THP and without, the dma-buf system and CMA heaps.
+//! Faults and time to map and touch every page of 64 MiB and 1 GiB, nine ways: contigmem HUGE
+//! (PFN-mapped with `HUGE_MAP`, and the default folio PMDs, both on fault), contigmem VMALLOC
+//! (4 KiB pages inserted at mmap), hugetlbfs with 2 MiB and 1 GiB pages, anonymous memory with
+//! THP and without, the dma-buf system and CMA heaps.
 
 use std::fs::File;
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
@@ -97,10 +98,10 @@ fn measure(dev: &Device, method: &str, size: u64) -> Result<Times, String> {
     let len = usize::try_from(size).map_err(|e| e.to_string())?;
     let anon = libc::MAP_PRIVATE | libc::MAP_ANONYMOUS;
     let raw = |m: &mut RawMap| (m.addr(), len);
-    let contigmem = |huge_map: bool| {
+    let contigmem = |kind: Kind, huge_map: bool| {
         run_once(
             || {
-                dev.alloc_with(Kind::Huge, size, &AllocOptions::new().huge_map(huge_map))
+                dev.alloc_with(kind, size, &AllocOptions::new().huge_map(huge_map))
                     .map_err(|e| e.to_string())
             },
             |buf| buf.map().map_err(|e| e.to_string()),
@@ -161,8 +162,9 @@ fn measure(dev: &Device, method: &str, size: u64) -> Result<Times, String> {
         )
     };
     match method {
-        "contigmem-huge-hugemap" => contigmem(true),
-        "contigmem-huge-prepopulated" => contigmem(false),
+        "contigmem-huge-hugemap" => contigmem(Kind::Huge, true),
+        "contigmem-huge-folio" => contigmem(Kind::Huge, false),
+        "contigmem-vmalloc" => contigmem(Kind::Vmalloc, false),
         "hugetlb-2m" => hugetlb_2m(),
         "hugetlb-1g" => anonymous(libc::MAP_HUGETLB | libc::MAP_HUGE_1GB, None),
         "anon-thp" => anonymous(0, Some(libc::MADV_HUGEPAGE)),
@@ -180,14 +182,18 @@ fn cma_heap() -> Option<String> {
         .find(|h| h != "system" && !h.starts_with("system-"))
 }
 
-const METHODS: [(&str, &str); 8] = [
+const METHODS: [(&str, &str); 9] = [
     (
         "contigmem-huge-hugemap",
-        "contigmem HUGE, HUGE_MAP (PMD/PUD on fault)",
+        "contigmem HUGE, HUGE_MAP (PFN PMD/PUD on fault)",
     ),
     (
-        "contigmem-huge-prepopulated",
-        "contigmem HUGE, pre-populated at mmap",
+        "contigmem-huge-folio",
+        "contigmem HUGE, default (folio PMDs on fault, pinnable)",
+    ),
+    (
+        "contigmem-vmalloc",
+        "contigmem VMALLOC (4 KiB pages inserted at mmap)",
     ),
     (
         "hugetlb-2m",

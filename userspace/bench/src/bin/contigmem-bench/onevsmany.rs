@@ -1,7 +1,7 @@
 // SPDX-License-Identifier: GPL-2.0
 
 //! One mmap vs many: 64 MiB of a buffer mapped as one mapping vs as 16384 mappings of 4 KiB,
-//! for a pre-populated and for a huge-mapped (fault-time) buffer.
+//! for a HUGE buffer with the default (folio) mapping and with `HUGE_MAP`.
 
 use contigmem::{AllocOptions, Device, Kind, Mapping};
 use contigmem_bench::schema::OneVsMany;
