@@ -19,6 +19,7 @@ void contigmem_folio_unfreeze(struct page *head);
 void contigmem_folio_put(struct page *head);
 vm_fault_t contigmem_insert_folio_pmd(struct vm_fault *vmf, struct page *head, bool write);
 vm_fault_t contigmem_fault_page(struct vm_fault *vmf, struct page *page);
+bool contigmem_folio_hwpoisoned(struct page *head);
 
 /* The nearest node with memory to the CPU this runs on (the "local" node of allocations). */
 int contigmem_numa_mem_id(void)
@@ -80,6 +81,16 @@ void contigmem_folio_put(struct page *head)
  */
 vm_fault_t contigmem_insert_folio_pmd(struct vm_fault *vmf, struct page *head, bool write)
 {
+	/*
+	 * A page table where the PMD would go (a racing PTE fault after THP was switched off for
+	 * the process, say) is not ours to replace: fall back to a PTE. insert_pmd() would WARN on
+	 * it; this narrows that window of the kernel's, under the PMD lock it takes, to nothing
+	 * but the race between this read and that lock.
+	 */
+	pmd_t pmd = pmdp_get_lockless(vmf->pmd);
+
+	if (!pmd_none(pmd) && !pmd_leaf(pmd))
+		return VM_FAULT_FALLBACK;
 	return vmf_insert_folio_pmd(vmf, page_folio(head), write);
 }
 
@@ -92,4 +103,19 @@ vm_fault_t contigmem_fault_page(struct vm_fault *vmf, struct page *page)
 	get_page(page);
 	vmf->page = page;
 	return 0;
+}
+
+/*
+ * Whether a page of the folio headed by @head has a memory error (memory_failure() marked it:
+ * it cannot handle a page that is neither on the LRU nor free, so it leaves the folio to us).
+ */
+bool contigmem_folio_hwpoisoned(struct page *head)
+{
+	struct folio *folio = page_folio(head);
+	long i;
+
+	for (i = 0; i < folio_nr_pages(folio); i++)
+		if (PageHWPoison(folio_page(folio, i)))
+			return true;
+	return false;
 }

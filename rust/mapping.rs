@@ -160,8 +160,8 @@ fn fault(f: &sys::Fault, order: u32) -> u32 {
 /// mapped at mmap; the fault handlers map each folio with a refcounted PMD where the VMA holds
 /// it whole and aligned, and its pages with PTEs elsewhere. The entries are normal ones (the
 /// VMA is no PFN or mixed map), so `get_user_pages` pins them, and the kernel's own code
-/// splits, moves and zaps them (a split PMD is zapped and faulted again as PTEs, as for a file
-/// THP). PUD-sized faults never come: for a file VMA that is not DAX the fault code offers
+/// splits, moves and zaps them (a split PMD is zapped, as for a file THP, and faulted again as
+/// a PMD where the VMA still holds the whole folio, as PTEs elsewhere). PUD-sized faults never come: for a file VMA that is not DAX the fault code offers
 /// orders up to the page cache's largest (`THP_ORDERS_ALL_FILE_DEFAULT`), a PMD on x86-64.
 const FOLIO_VM_OPS: bindings::vm_operations_struct = bindings::vm_operations_struct {
     open: Some(vma_open),

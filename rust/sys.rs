@@ -81,6 +81,7 @@ extern "C" {
         vmf: *mut bindings::vm_fault,
         page: *mut bindings::page,
     ) -> bindings::vm_fault_t;
+    fn contigmem_folio_hwpoisoned(head: *mut bindings::page) -> bool;
 }
 
 /// `NUMA_NO_NODE`: no node asked for; the allocators follow the task's memory policy.
@@ -497,7 +498,9 @@ impl PageRun {
     /// merge with is the other half of its aligned `MAX_PAGE_ORDER` block, which is inside the
     /// run (every HUGE range is whole blocks) and still ours. Should another allocation take
     /// part of it in between, `alloc_contig_frozen_range` migrates that away, or fails; a
-    /// failure gives everything back.
+    /// failure gives everything back. Each piece costs one `alloc_contig_frozen_range` (page
+    /// isolation, a drain of the per-CPU lists, an expedited RCU grace period in
+    /// `lru_cache_disable`): the price of folios, measured by `make bench`.
     pub(crate) fn alloc_contig_folios(
         count: usize,
         align_pages: usize,
@@ -520,17 +523,25 @@ impl PageRun {
             // we own with a reference each (type invariant), freed here and then no longer
             // ours until taken again below.
             unsafe { bindings::free_contig_range(pfn, folio) };
-            // SAFETY: The range lies in one zone (the run does) and is a whole, aligned
-            // pageblock; `gfp` holds only flags `alloc_contig_range` accepts (the caller's,
-            // plus `__GFP_COMP`); 0 is `ACR_FLAGS_NONE`.
-            let ret = unsafe {
-                bindings::alloc_contig_frozen_range_noprof(
-                    pfn,
-                    pfn + folio,
-                    0,
-                    gfp | (1 << bindings::___GFP_COMP_BIT),
-                )
-            };
+            // A racing allocation that took part of the piece and cannot be migrated at once
+            // (a reference held for a moment) gets two more tries.
+            let mut ret = 0;
+            for _ in 0..3 {
+                // SAFETY: The range lies in one zone (the run does) and is 2 MiB, aligned to
+                // its size; `gfp` holds only flags `alloc_contig_range` accepts (the caller's,
+                // plus `__GFP_COMP`); 0 is `ACR_FLAGS_NONE`.
+                ret = unsafe {
+                    bindings::alloc_contig_frozen_range_noprof(
+                        pfn,
+                        pfn + folio,
+                        0,
+                        gfp | (1 << bindings::___GFP_COMP_BIT),
+                    )
+                };
+                if ret != -(bindings::EBUSY as i32) {
+                    break;
+                }
+            }
             if ret != 0 {
                 // Pieces `[0, k)` are folios, piece `k` was given back, the rest are ours.
                 let rest = (k + 1) * folio;
@@ -576,9 +587,15 @@ impl PageRun {
         if i % folio != 0 || i / folio >= self.folios {
             return fault_result::FALLBACK;
         }
+        let head = self.first.as_ptr().wrapping_add(i);
+        // SAFETY: Page `i` heads one of our folios (checked above).
+        if unsafe { contigmem_folio_hwpoisoned(head) } {
+            // PTEs, so that the fault code refuses the poisoned page alone (VM_FAULT_HWPOISON).
+            return fault_result::FALLBACK;
+        }
         // SAFETY: Page `i` heads one of our folios (checked above), which outlives the VMA's
         // mapping of it (the entry takes a reference of its own); the rest is the caller's.
-        unsafe { contigmem_insert_folio_pmd(f.vmf, self.first.as_ptr().add(i), f.write()) }
+        unsafe { contigmem_insert_folio_pmd(f.vmf, head, f.write()) }
     }
 
     /// Answers a PTE fault of `f` with page `i` of the run, to be mapped by the fault code as a
@@ -662,9 +679,17 @@ impl Drop for PageRun {
             if k % 64 == 63 {
                 cond_resched();
             }
+            let head = self.first.as_ptr().wrapping_add(k * folio);
+            // SAFETY: By the type invariant piece `k` is a folio we hold.
+            if unsafe { contigmem_folio_hwpoisoned(head) } {
+                // Freed at order 9 the poisoned page would go back to the page allocator (its
+                // check is for order-0 frees only) and be handed out again: the folio is kept
+                // out of use for good, as the allocator keeps a poisoned order-0 page.
+                continue;
+            }
             // SAFETY: By the type invariant piece `k` is a folio whose reference we own; what
             // still maps or pins it holds references of its own.
-            unsafe { contigmem_folio_put(self.first.as_ptr().add(k * folio)) };
+            unsafe { contigmem_folio_put(head) };
         }
         for i in self.folios * folio..self.count {
             if i % RESCHED_EVERY == RESCHED_EVERY - 1 {

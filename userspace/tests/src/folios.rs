@@ -131,9 +131,11 @@ fn has_pattern(map: &[u8], at: usize, len: usize, disk_off: usize, what: &str) -
 /// the PMDs still in place after both.
 fn gib_pinned() -> Outcome {
     let len = 8 * M as usize;
-    let disk = ramdisk(len)?;
     let dev = open()?;
+    // The GiB first: brd's pages, allocated as the ram disk is written, are unmovable and
+    // could take the guest's one free aligned GiB.
     let buf = dev.alloc(Kind::Huge, G).ctx("ALLOC 1G HUGE")?;
+    let disk = ramdisk(len)?;
     let mut map = buf.map().ctx("mmap")?;
     let faults = touch(&mut map);
     println!("# huge 1024 MiB, folio map: {faults} faults");
