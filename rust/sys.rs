@@ -793,9 +793,8 @@ pub(crate) mod vma {
         // its mmap callback), the range lies inside it (checked above), and the caller passes
         // valid pages of memory that outlives the VMA (the VMA holds the buffer owning them);
         // `num` says how many there are.
-        let ret = unsafe {
-            bindings::vm_insert_pages(vma.as_ptr(), addr, pages.as_mut_ptr(), &mut num)
-        };
+        let ret =
+            unsafe { bindings::vm_insert_pages(vma.as_ptr(), addr, pages.as_mut_ptr(), &mut num) };
         match ret {
             0 => Ok(()),
             r => Err(Error::from_errno(r)),
