@@ -216,6 +216,15 @@ impl Memory {
             }
             Kind::Kzalloc => Ok(Self::Slab(RawAlloc::kmalloc(size, charged | zero, nid)?)),
             Kind::Vmalloc => Ok(Self::Vmalloc(RawAlloc::vmalloc(size, charged | zero, nid)?)),
+            // A buffer of exactly one PMD-order block, mapped normally, is one folio: mapped
+            // with a refcounted PMD, as a HUGE buffer.
+            Kind::Pages
+                if !req.huge_map
+                    && req.pages_order() == sys::PMD_ORDER
+                    && pages == 1 << sys::PMD_ORDER =>
+            {
+                Ok(Self::Pages(PageRun::alloc_folio(charged | zero, nid)?))
+            }
             Kind::Pages => Ok(Self::Pages(PageRun::alloc_pages(
                 pages,
                 req.pages_order(),
@@ -321,7 +330,8 @@ impl Memory {
         off
     }
 
-    /// The memory as PMD-order folios, if it is made of them (a HUGE buffer mapped normally):
+    /// The memory as PMD-order folios, if it is made of them (a HUGE buffer, or a 2 MiB PAGES
+    /// buffer, mapped normally):
     /// it is mapped on fault, by PMDs where they fit and PTEs elsewhere.
     pub(crate) fn folios(&self) -> Option<&PageRun> {
         match self {

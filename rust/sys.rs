@@ -426,6 +426,34 @@ impl PageRun {
         })
     }
 
+    /// Allocates one PMD-order folio (2 MiB on x86-64, aligned to its size) from the buddy
+    /// allocator: a buffer of exactly that size that can be mapped with a refcounted PMD.
+    pub(crate) fn alloc_folio(gfp: u32, nid: i32) -> Result<Self> {
+        if nid != NUMA_NO_NODE && !node_online(nid) {
+            return Err(EINVAL);
+        }
+        let gfp = gfp | (1 << bindings::___GFP_COMP_BIT);
+        // SAFETY: As in `alloc_pages`, for the order `PMD_ORDER` (at most `MAX_PAGE_ORDER`).
+        let raw = unsafe {
+            if nid == NUMA_NO_NODE {
+                bindings::alloc_pages(gfp, PMD_ORDER)
+            } else {
+                bindings::__alloc_pages_noprof(gfp, PMD_ORDER, nid, core::ptr::null_mut())
+            }
+        };
+        let first = NonNull::new(raw).ok_or(ENOMEM)?;
+        // SAFETY: `first` is a valid page we own.
+        let pfn = unsafe { page_to_pfn(first) };
+        // INVARIANT: With `__GFP_COMP` the block is one compound page of order `PMD_ORDER`
+        // with the one reference `alloc_pages` gives, ours.
+        Ok(Self {
+            first,
+            pfn,
+            count: 1 << PMD_ORDER,
+            folios: 1,
+        })
+    }
+
     /// Allocates `count` contiguous pages with `alloc_contig_pages`, aligned to `align_pages`
     /// (a power of two).
     ///

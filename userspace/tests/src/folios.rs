@@ -22,7 +22,11 @@ use crate::{check, check_eq};
 pub fn register(tap: &mut Tap) {
     tap.test(
         "folio map: 64M HUGE touched with at most 32 faults, all of it PMD-mapped (smaps), pinnable",
-        || pmd_mapped(64 * M),
+        || pmd_mapped(Kind::Huge, 64 * M),
+    );
+    tap.test(
+        "folio map: 2M PAGES (one buddy block) touched with 1 fault, PMD-mapped (smaps), pinnable",
+        || pmd_mapped(Kind::Pages, 2 * M),
     );
     tap.test_root(
         "folio map: 1G HUGE touched with at most 512 faults; O_DIRECT and io_uring fixed-buffer reads into it, data checked",
@@ -80,10 +84,11 @@ fn pmd_mapped_bytes(addr: usize) -> Result<u64, Fail> {
     Err(format!("no FilePmdMapped line for the VMA at {addr:#x}").into())
 }
 
-/// Maps a `size` HUGE buffer (default mapping), touches it and checks that PMDs map it whole.
-fn pmd_mapped(size: u64) -> Outcome {
+/// Maps a `size` buffer of `kind` (default mapping), touches it and checks that PMDs map it
+/// whole.
+fn pmd_mapped(kind: Kind, size: u64) -> Outcome {
     let dev = open()?;
-    let buf = dev.alloc(Kind::Huge, size).ctx("ALLOC")?;
+    let buf = dev.alloc(kind, size).ctx("ALLOC")?;
     let info = buf.info().ctx("INFO")?;
     check!(
         info.pinnable && !info.huge_map,
@@ -98,7 +103,7 @@ fn pmd_mapped(size: u64) -> Outcome {
         "FilePmdMapped before the first touch"
     );
     let faults = touch(&mut map);
-    println!("# huge {} MiB, folio map: {faults} faults", size / M);
+    println!("# {kind} {} MiB, folio map: {faults} faults", size / M);
     let most = (size / (2 * M)) as i64;
     check!(
         faults <= most,
