@@ -151,8 +151,9 @@ fn fault(f: &sys::Fault, order: u32) -> u32 {
     let Some(index) = fault_window(f, &buf, order) else {
         return miss;
     };
-    // SAFETY: The pages from `pfn` are the buffer's (checked by `fault_window`), which the VMA
-    // holds; they lie at the aligned address inside the VMA and are aligned to their size.
+    // SAFETY: The pages from `placement.pfn + index` are the buffer's (checked by
+    // `fault_window`), which the VMA holds; they lie at the aligned address inside the VMA and
+    // are aligned to their size.
     unsafe { f.insert(buf.placement.pfn + index, order) }
 }
 
@@ -161,8 +162,9 @@ fn fault(f: &sys::Fault, order: u32) -> u32 {
 /// it whole and aligned, and its pages with PTEs elsewhere. The entries are normal ones (the
 /// VMA is no PFN or mixed map), so `get_user_pages` pins them, and the kernel's own code
 /// splits, moves and zaps them (a split PMD is zapped, as for a file THP, and faulted again as
-/// a PMD where the VMA still holds the whole folio, as PTEs elsewhere). PUD-sized faults never come: for a file VMA that is not DAX the fault code offers
-/// orders up to the page cache's largest (`THP_ORDERS_ALL_FILE_DEFAULT`), a PMD on x86-64.
+/// a PMD where the VMA still holds the whole folio, as PTEs elsewhere). PUD-sized faults never
+/// come: for a file VMA that is not DAX the fault code offers orders up to the page cache's
+/// largest (`THP_ORDERS_ALL_FILE_DEFAULT`), a PMD on x86-64.
 const FOLIO_VM_OPS: bindings::vm_operations_struct = bindings::vm_operations_struct {
     open: Some(vma_open),
     close: Some(vma_close),

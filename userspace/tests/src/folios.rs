@@ -9,10 +9,10 @@
 use std::fs;
 use std::os::unix::fs::FileExt;
 
-use contigmem::{Kind, Mapping};
+use contigmem::Kind;
 
 use crate::hugemap::{
-    minflt, pattern_byte, ramdisk, split, stamp, stamped, stamped_mapping, touch,
+    minflt, moved, pattern_byte, ramdisk, split, stamp, stamped, stamped_mapping, touch,
 };
 use crate::sys::{self, FixedRing};
 use crate::tap::{Context, Fail, Outcome, Tap};
@@ -261,55 +261,7 @@ fn dontneed_mremap() -> Outcome {
     let len = map.len();
     map.remap(len - page).ctx("mremap shrinking by a page")?;
     stamped(&map, page, 0, "after shrinking")?;
-    moved(map, page)
-}
-
-/// Moves `map` to a fresh 2 MiB-aligned address with MREMAP_FIXED and checks every stamp.
-fn moved(map: Mapping, page: usize) -> Outcome {
-    let len = map.len();
-    let align = 2 * M as usize;
-    // SAFETY: A new anonymous reservation; nothing else uses it.
-    let hole = unsafe {
-        libc::mmap(
-            core::ptr::null_mut(),
-            len + 2 * align,
-            libc::PROT_NONE,
-            libc::MAP_PRIVATE | libc::MAP_ANONYMOUS | libc::MAP_NORESERVE,
-            -1,
-            0,
-        )
-    };
-    check!(hole != libc::MAP_FAILED, "mmap of the target range failed");
-    let target = (hole as usize + 2 * align - 1) & !(align - 1);
-    let old = map.addr();
-    std::mem::forget(map);
-    // SAFETY: `old` is our mapping of `len` bytes, `target` lies in our reservation
-    // (MREMAP_FIXED replaces it); the old range is not used again.
-    let moved = unsafe {
-        libc::mremap(
-            old as *mut _,
-            len,
-            len,
-            libc::MREMAP_MAYMOVE | libc::MREMAP_FIXED,
-            target as *mut libc::c_void,
-        )
-    };
-    let result = if moved == libc::MAP_FAILED {
-        Err(format!("mremap: {}", std::io::Error::last_os_error()))
-    } else {
-        // SAFETY: The moved mapping is `len` readable bytes at `target`.
-        let mem = unsafe { core::slice::from_raw_parts(target as *const u8, len) };
-        stamped(mem, page, 0, "after the move")
-    };
-    // SAFETY: Unmapping our own ranges (the reservation, with the mapping now inside it, and the
-    // old mapping if the move failed).
-    unsafe {
-        libc::munmap(hole, len + 2 * align);
-        if moved == libc::MAP_FAILED {
-            libc::munmap(old as *mut _, len);
-        }
-    }
-    Ok(result?)
+    Ok(moved(map, 2 * M as usize)?)
 }
 
 /// A window from page 1 of a 4 MiB HUGE buffer: no 2 MiB of it lies on a folio, so every page

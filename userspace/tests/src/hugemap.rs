@@ -221,15 +221,21 @@ fn shrink_pud() -> Outcome {
 /// complaint of the kernel's).
 fn move_pud() -> Outcome {
     let (map, faults) = stamped_mapping(&open()?, G, true)?;
-    let page = map.page_size();
-    let len = G as usize;
     check_eq!(faults, 1, "faults to stamp every page (one PUD)");
-    // A free, 1 GiB-aligned target: reserve 2 GiB, keep the aligned GiB inside it.
+    Ok(moved(map, G as usize)?)
+}
+
+/// Moves a stamped mapping whole to a fresh `align`-aligned address with
+/// `mremap(MREMAP_FIXED)` and checks every page's stamp there.
+pub fn moved(map: Mapping, align: usize) -> Result<(), String> {
+    let page = map.page_size();
+    let len = map.len();
+    let reserve = len + align;
     // SAFETY: A new anonymous reservation; nothing else uses it.
     let hole = unsafe {
         libc::mmap(
             core::ptr::null_mut(),
-            2 * len,
+            reserve,
             libc::PROT_NONE,
             libc::MAP_PRIVATE | libc::MAP_ANONYMOUS | libc::MAP_NORESERVE,
             -1,
@@ -237,12 +243,12 @@ fn move_pud() -> Outcome {
         )
     };
     check!(hole != libc::MAP_FAILED, "mmap of the target range failed");
-    let target = (hole as usize + len - 1) & !(len - 1);
+    let target = (hole as usize + align - 1) & !(align - 1);
     let old = map.addr();
     // The mapping now belongs to the raw calls below.
     std::mem::forget(map);
-    // SAFETY: `old` is our 1 GiB mapping, `target` lies in our reservation (MREMAP_FIXED
-    // replaces it); the old range is not used again.
+    // SAFETY: `old` is our mapping of `len` bytes, `target` lies in our reservation
+    // (MREMAP_FIXED replaces it); the old range is not used again.
     let moved = unsafe {
         libc::mremap(
             old as *mut _,
@@ -262,12 +268,12 @@ fn move_pud() -> Outcome {
     // SAFETY: Unmapping our own ranges (the reservation, with the mapping now inside it, and the
     // old mapping if the move failed).
     unsafe {
-        libc::munmap(hole, 2 * len);
+        libc::munmap(hole, reserve);
         if moved == libc::MAP_FAILED {
             libc::munmap(old as *mut _, len);
         }
     }
-    Ok(result?)
+    result
 }
 
 /// The byte at `i` of the ram disk's pattern.
