@@ -9,14 +9,14 @@
 use std::fs;
 use std::os::unix::fs::FileExt;
 
-use contigmem::Kind;
+use contigmem::{AllocOptions, Kind};
 
 use crate::hugemap::{
     minflt, moved, pattern_byte, ramdisk, split, stamp, stamped, stamped_mapping, touch,
 };
 use crate::sys::{self, FixedRing};
 use crate::tap::{Context, Fail, Outcome, Tap};
-use crate::util::{live, open, G, M};
+use crate::util::{alloc_huge, live, open, G, M};
 use crate::{check, check_eq};
 
 pub fn register(tap: &mut Tap) {
@@ -139,7 +139,7 @@ fn gib_pinned() -> Outcome {
     let dev = open()?;
     // The GiB first: brd's pages, allocated as the ram disk is written, are unmovable and
     // could take the guest's one free aligned GiB.
-    let buf = dev.alloc(Kind::Huge, G).ctx("ALLOC 1G HUGE")?;
+    let buf = alloc_huge(&dev, G, &AllocOptions::new())?;
     let disk = ramdisk(len)?;
     let mut map = buf.map().ctx("mmap")?;
     let faults = touch(&mut map);

@@ -11,7 +11,7 @@ use contigmem::{AllocOptions, Device, Errno, Kind, Mapping};
 
 use crate::sys;
 use crate::tap::{skip, Context, Fail, Outcome, Tap};
-use crate::util::{open, G, M};
+use crate::util::{alloc_huge, open, G, M};
 use crate::{check, check_eq};
 
 pub fn register(tap: &mut Tap) {
@@ -88,9 +88,13 @@ pub fn touch(map: &mut Mapping) -> i64 {
 
 fn faults(kind: Kind, size: u64, huge_map: bool, most: i64) -> Outcome {
     let dev = open()?;
-    let buf = dev
-        .alloc_with(kind, size, &AllocOptions::new().huge_map(huge_map))
-        .ctx(format!("ALLOC {kind} {size}"))?;
+    let options = AllocOptions::new().huge_map(huge_map);
+    let buf = match kind {
+        Kind::Huge => alloc_huge(&dev, size, &options)?,
+        _ => dev
+            .alloc_with(kind, size, &options)
+            .ctx(format!("ALLOC {kind} {size}"))?,
+    };
     let info = buf.info().ctx("INFO")?;
     check_eq!(info.huge_map, huge_map, "INFO huge-map flag");
     check_eq!(info.pinnable, !huge_map, "INFO pinnable flag");
@@ -149,9 +153,7 @@ pub fn stamped(mem: &[u8], page: usize, first: usize, what: &str) -> Result<(), 
 /// folio mapping), maps it whole and stamps every page; returns the mapping (which keeps the
 /// memory: the buffer is freed here) and the page faults the stamping took.
 pub fn stamped_mapping(dev: &Device, size: u64, huge_map: bool) -> Result<(Mapping, i64), Fail> {
-    let buf = dev
-        .alloc_with(Kind::Huge, size, &AllocOptions::new().huge_map(huge_map))
-        .ctx("ALLOC")?;
+    let buf = alloc_huge(dev, size, &AllocOptions::new().huge_map(huge_map))?;
     let mut map = buf.map().ctx("mmap")?;
     let page = map.page_size();
     let before = minflt();

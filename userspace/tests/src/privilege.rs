@@ -13,7 +13,7 @@ use contigmem::{pattern, AllocOptions, Device, Errno, Kind};
 
 use crate::sys;
 use crate::tap::{Context, Fail, Outcome, Tap};
-use crate::util::{expect_errno, open, G};
+use crate::util::{alloc_huge, expect_errno, open, G};
 use crate::{check, check_eq};
 
 /// Registers the privilege tests.
@@ -158,26 +158,6 @@ fn opened_by_root_used_by_nobody() -> Outcome {
     Ok(())
 }
 
-/// A 1 GiB HUGE buffer. The guest has one free aligned GiB, and pages the kernel frees late (the
-/// stacks and page tables of processes that just exited go after an RCU grace period) can sit in
-/// it for a moment: ENOMEM is tried again a few times, a second apart.
-fn alloc_gib<'d>(
-    dev: &'d Device,
-    options: &AllocOptions,
-) -> contigmem::Result<contigmem::Buffer<'d>> {
-    let mut tries = 1;
-    loop {
-        match dev.alloc_with(Kind::Huge, G, options) {
-            Err(e) if e.errno() == Errno::NOMEM && tries < 5 => {
-                println!("# ALLOC HUGE 1G: ENOMEM on try {tries}, again in 1 s");
-                tries += 1;
-                std::thread::sleep(std::time::Duration::from_secs(1));
-            }
-            other => return other,
-        }
-    }
-}
-
 /// 1 GiB HUGE with huge mappings through an unprivileged file: a 1 GiB range comes 1 GiB-aligned
 /// from `alloc_contig_pages`, yet the mapping must use PMDs unless the caller asked for the
 /// alignment (then the PUD tells nothing the request did not). The file is opened with euid
@@ -186,7 +166,7 @@ fn alloc_gib<'d>(
 fn no_pud_unless_asked(dev: &Device) -> Outcome {
     for (align, want) in [(0, 512), (G, 1)] {
         let options = AllocOptions::new().huge_map(true).align(align);
-        let buf = alloc_gib(dev, &options).ctx(format!("ALLOC HUGE 1G align {align:#x}"))?;
+        let buf = alloc_huge(dev, G, &options)?;
         let mut map = buf.map().ctx("mmap")?;
         check!(
             map.addr() as u64 % G == 0,

@@ -216,7 +216,9 @@ fn many_buffers() -> Outcome {
     // The bounds: ALLOC+FREE and the first read are O(log n) and O(1) in the live buffers (the
     // old registry's linear search made ALLOC+FREE 4.3x dearer at 64,000, and `single_open`
     // formatted the whole list before the first byte), and close() frees each buffer for no
-    // more than an ALLOC+FREE pair costs (the old one did not finish 64,000 in 10 minutes).
+    // more than two ALLOC+FREE pairs cost (the old one did not finish 64,000 in 10 minutes; a
+    // close() linear in the buffers would take thousands of pairs a buffer here). One debug
+    // guest measured 640 us a buffer against 1,267 us a pair: the least margin of the three.
     let pair_ratio = many_ns / few_ns;
     check!(
         pair_ratio.total_cmp(&2.0).is_le(),
@@ -229,8 +231,8 @@ fn many_buffers() -> Outcome {
     );
     let per_buffer_ns = close_s * 1e9 / closing as f64;
     check!(
-        per_buffer_ns.total_cmp(&many_ns).is_le(),
-        "close() of a file holding {closing} buffers took {close_s:.1} s: {:.0} us a buffer, more than an ALLOC+FREE pair ({:.0} us)",
+        per_buffer_ns.total_cmp(&(2.0 * many_ns)).is_le(),
+        "close() of a file holding {closing} buffers took {close_s:.1} s: {:.0} us a buffer, more than two ALLOC+FREE pairs ({:.0} us each)",
         per_buffer_ns / 1e3,
         many_ns / 1e3
     );

@@ -4,7 +4,7 @@
 
 use std::fmt::Display;
 
-use contigmem::{pagemap, Device, Errno, Error, Mapping, Version};
+use contigmem::{pagemap, AllocOptions, Buffer, Device, Errno, Error, Kind, Mapping, Version};
 
 use crate::tap::{Context, Fail};
 
@@ -68,4 +68,36 @@ pub fn pfns(map: &Mapping) -> Result<Vec<u64>, Fail> {
 /// A size for test names: `4K`, `1G`.
 pub fn size_name(size: u64) -> String {
     contigmem::format_size(size)
+}
+
+/// A HUGE buffer of `size` with `options`; from 1 GiB up, ENOMEM is tried again a few times.
+///
+/// The guest has one free aligned GiB ([1G, 2G) of node 0, see qemu/run.sh). When a GiB buffer is
+/// freed its 4 MiB blocks go to the head of the free lists, so the next unmovable allocations
+/// that fall back to movable memory (page tables and stacks of forked processes, slab pages) take
+/// pageblocks in it. Most of those pages go back soon after (an RCU grace period after their
+/// process exits), the caches' slab pages when the caches are dropped: each retry drops the page
+/// and slab caches and waits a second. Each retry is printed.
+pub fn alloc_huge<'d>(
+    dev: &'d Device,
+    size: u64,
+    options: &AllocOptions,
+) -> Result<Buffer<'d>, Fail> {
+    const TRIES: u32 = 8;
+    let mut tries = 1;
+    loop {
+        match dev.alloc_with(Kind::Huge, size, options) {
+            Err(e) if e.errno() == Errno::NOMEM && size >= G && tries < TRIES => {
+                println!(
+                    "# ALLOC HUGE {}: ENOMEM on try {tries} of {TRIES}; dropping caches, again in 1 s",
+                    size_name(size)
+                );
+                // Best effort: without root the caches stay, and the wait alone must do.
+                let _ = std::fs::write("/proc/sys/vm/drop_caches", "3");
+                std::thread::sleep(std::time::Duration::from_secs(1));
+                tries += 1;
+            }
+            other => return other.ctx(format!("ALLOC HUGE {}", size_name(size))),
+        }
+    }
 }
