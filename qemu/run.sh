@@ -158,6 +158,18 @@ printf '%s\n' "$CMD" > "$work/payload.sh"
 	[ -z "$MODULE" ] || echo "file /contigmem.ko $MODULE 0644 0 0"
 	# brd (a RAM block device) for the O_DIRECT tests, when the kernel has it as a module.
 	[ ! -f "$KBUILD/drivers/block/brd.ko" ] || echo "file /brd.ko $KBUILD/drivers/block/brd.ko 0644 0 0"
+	# vivid (V4L2's virtual capture driver), the dma-buf importer of the export tests, and the
+	# modules it needs, numbered in load order: /vivid/1-font.ko ... /vivid/8-vivid.ko.
+	if [ -f "$KBUILD/drivers/media/test-drivers/vivid/vivid.ko" ]; then
+		echo "dir /vivid 0755 0 0"
+		n=0
+		for m in lib/fonts/font drivers/media/common/v4l2-tpg/v4l2-tpg \
+			drivers/media/common/videobuf2/videobuf2-{common,memops,v4l2,vmalloc,dma-contig} \
+			drivers/media/test-drivers/vivid/vivid; do
+			n=$((n + 1))
+			echo "file /vivid/$n-$(basename "$m").ko $KBUILD/$m.ko 0644 0 0"
+		done
+	fi
 	for b in "$BINDIR"/contigmem "$BINDIR"/contigmem-tests "$BINDIR"/contigmem-runas "$BINDIR"/contigmem-stress "$BINDIR"/contigmem-bench; do
 		[ -f "$b" ] && echo "file /bin/$(basename "$b") $b 0755 0 0"
 	done

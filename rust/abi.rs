@@ -71,7 +71,9 @@ pub struct Alloc {
     pub node: i32,
     pub reserved0: u32,
     pub align: u64,
-    pub reserved1: [u64; 2],
+    /// 0, or a physical address the whole buffer must lie below.
+    pub phys_limit: u64,
+    pub reserved1: u64,
     pub id: u64,
     pub mmap_offset: u64,
     pub reserved_size: u64,
@@ -104,6 +106,27 @@ pub struct Info {
     pub reserved0: u32,
     /// Pages of the buffer that are not on `node`.
     pub off_node_pages: u64,
+    /// Live dma-bufs exported from the buffer.
+    pub dmabufs: u64,
+    pub reserved: [u64; 1],
+}
+
+/// `O_CLOEXEC` (`include/uapi/asm-generic/fcntl.h`; x86 uses these values).
+pub const O_CLOEXEC: u32 = 0o2000000;
+/// `O_ACCMODE`: the access mode bits of `O_RDONLY`, `O_WRONLY`, `O_RDWR`.
+pub const O_ACCMODE: u32 = 0o3;
+/// The flags [`Export::fd_flags`] takes, as `DMA_HEAP_IOCTL_ALLOC`'s `fd_flags`.
+pub const EXPORT_FD_FLAGS: u32 = O_CLOEXEC | O_ACCMODE;
+
+/// `struct contigmem_export`.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Export {
+    pub id: u64,
+    /// `O_CLOEXEC`, and the dma-buf file's access mode.
+    pub fd_flags: u32,
+    /// The dma-buf's file descriptor.
+    pub fd: i32,
     pub reserved: [u64; 2],
 }
 
@@ -122,10 +145,12 @@ pub const IOC_VERSION: u32 = ioc(IOC_READ, 0x10, core::mem::size_of::<Version>()
 pub const IOC_ALLOC: u32 = ioc(IOC_READ | IOC_WRITE, 0x11, core::mem::size_of::<Alloc>());
 pub const IOC_FREE: u32 = ioc(IOC_WRITE, 0x12, core::mem::size_of::<Free>());
 pub const IOC_INFO: u32 = ioc(IOC_READ | IOC_WRITE, 0x13, core::mem::size_of::<Info>());
+pub const IOC_EXPORT: u32 = ioc(IOC_READ | IOC_WRITE, 0x14, core::mem::size_of::<Export>());
 
 // The structures have no implicit padding: each size is the sum of its fields.
 const _: () =
     assert!(core::mem::size_of::<Version>() == 4 + 4 + 8 + 8 * KINDS_MAX + 4 * 8 + 4 + 4 + 8);
-const _: () = assert!(core::mem::size_of::<Alloc>() == 8 + 4 + 4 + 4 + 4 + 8 + 16 + 5 * 8 + 16);
+const _: () = assert!(core::mem::size_of::<Alloc>() == 8 + 4 + 4 + 4 + 4 + 8 + 8 + 8 + 5 * 8 + 16);
 const _: () = assert!(core::mem::size_of::<Free>() == 16);
-const _: () = assert!(core::mem::size_of::<Info>() == 8 + 4 + 4 + 5 * 8 + 4 + 4 + 8 + 16);
+const _: () = assert!(core::mem::size_of::<Info>() == 8 + 4 + 4 + 5 * 8 + 4 + 4 + 8 + 8 + 8);
+const _: () = assert!(core::mem::size_of::<Export>() == 8 + 4 + 4 + 16);

@@ -255,6 +255,20 @@ impl Buffer {
     pub(crate) fn unmapped(&self) {
         self.facts.mappings.fetch_sub(1, Relaxed);
     }
+
+    /// Live dma-bufs exported from this buffer.
+    pub(crate) fn dmabufs(&self) -> u64 {
+        self.facts.dmabufs.load(Relaxed)
+    }
+
+    /// Counts a new dma-buf (`gone`: false) or one released (true).
+    pub(crate) fn count_dmabuf(&self, gone: bool) {
+        if gone {
+            self.facts.dmabufs.fetch_sub(1, Relaxed);
+        } else {
+            self.facts.dmabufs.add(1, Relaxed);
+        }
+    }
 }
 
 #[kunit_tests(contigmem_buffer)]

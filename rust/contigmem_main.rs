@@ -19,6 +19,7 @@
 
 mod abi;
 mod buffer;
+mod dmabuf;
 mod file;
 mod ids;
 mod introspect;

@@ -59,7 +59,7 @@ use crate::{
         Caps,
         Owner, //
     },
-    mapping,
+    dmabuf, mapping,
     memory::{
         Kind,
         Request, //
@@ -84,6 +84,10 @@ unsafe impl FromBytes for abi::Info {}
 unsafe impl AsBytes for abi::Info {}
 // SAFETY: As above.
 unsafe impl AsBytes for abi::Version {}
+// SAFETY: As above.
+unsafe impl FromBytes for abi::Export {}
+// SAFETY: As above.
+unsafe impl AsBytes for abi::Export {}
 
 /// The byte caps from the module parameters (0 means a default: 3/4 of RAM for the total, the
 /// total for a file).
@@ -143,13 +147,14 @@ impl MiscDevice for ContigmemFile {
         }
     }
 
-    fn ioctl(me: Pin<&ContigmemFile>, _file: &File, cmd: u32, arg: usize) -> Result<isize> {
+    fn ioctl(me: Pin<&ContigmemFile>, file: &File, cmd: u32, arg: usize) -> Result<isize> {
         let arg = UserPtr::from_addr(arg);
         match cmd {
             abi::IOC_VERSION => me.version(arg)?,
             abi::IOC_ALLOC => me.alloc(arg)?,
             abi::IOC_FREE => me.free(arg)?,
             abi::IOC_INFO => me.info(arg)?,
+            abi::IOC_EXPORT => me.export(file, arg)?,
             _ => return Err(ENOTTY),
         }
         Ok(0)
@@ -242,7 +247,7 @@ impl ContigmemFile {
     /// Checks an ALLOC request and turns it into a back-end [`Request`]; `privileged`: the file
     /// was opened with `CAP_SYS_ADMIN`.
     fn request(a: &abi::Alloc, privileged: bool) -> Result<Request> {
-        if a.reserved0 != 0 || a.reserved1 != [0; 2] || a.flags & !abi::ALLOC_FLAGS != 0 {
+        if a.reserved0 != 0 || a.reserved1 != 0 || a.flags & !abi::ALLOC_FLAGS != 0 {
             return Err(EINVAL);
         }
         let kind = Kind::from_abi(a.kind)?;
@@ -277,6 +282,11 @@ impl ContigmemFile {
         if uninit && !(privileged && sys::privileged()) {
             return Err(EPERM);
         }
+        // Slab memory comes from the kmalloc caches of ZONE_NORMAL (kmalloc refuses
+        // `__GFP_DMA32` with a warning): no bound for it.
+        if a.phys_limit != 0 && (a.phys_limit < PAGE_SIZE || !kind.takes_phys_limit()) {
+            return Err(EINVAL);
+        }
         let req = Request {
             kind,
             size,
@@ -285,6 +295,7 @@ impl ContigmemFile {
             huge_map,
             node: a.node,
             strict_node,
+            phys_limit: a.phys_limit,
         };
         // What the allocator takes at once (a HUGE range with its alignment slack) must fit
         // the kind's largest size too, or the request could never succeed.
@@ -365,9 +376,35 @@ impl ContigmemFile {
             node: buf.placement.node,
             reserved0: 0,
             off_node_pages: buf.placement.off_node,
-            reserved: [0; 2],
+            dmabufs: buf.dmabufs(),
+            reserved: [0; 1],
         };
         writer.write(&info)
+    }
+
+    /// EXPORT: a dma-buf of the buffer, as a new file descriptor. The dma-buf may do no more than
+    /// the file could: reading needs a file opened for reading, writing one opened for writing
+    /// (`EACCES`), as for mmap.
+    fn export(&self, file: &File, arg: UserPtr) -> Result {
+        let (mut reader, mut writer) =
+            UserSlice::new(arg, size_of::<abi::Export>()).reader_writer();
+        let mut e: abi::Export = reader.read()?;
+        let access = e.fd_flags & abi::O_ACCMODE;
+        if e.reserved != [0; 2] || e.fd_flags & !abi::EXPORT_FD_FLAGS != 0 || access == 3 {
+            return Err(EINVAL);
+        }
+        let buf = self.find(e.id).ok_or(ENOENT)?;
+        let mode = file.flags() & abi::O_ACCMODE;
+        let can_read = mode != sys::O_WRONLY;
+        let can_write = mode != sys::O_RDONLY;
+        if (access != sys::O_WRONLY && !can_read) || (access != sys::O_RDONLY && !can_write) {
+            return Err(EACCES);
+        }
+        let cloexec = e.fd_flags & abi::O_CLOEXEC != 0;
+        dmabuf::export(buf, access, cloexec, |fd| {
+            e.fd = fd;
+            writer.write(&e)
+        })
     }
 
     /// The buffer's physical address, or 0 for a file opened without `CAP_SYS_ADMIN` (the rule
@@ -419,8 +456,16 @@ mod tests {
         a.flags = 1 << 5;
         assert_eq!(check(a), Err(EINVAL));
         let mut a = req(PAGE_SIZE, abi::KIND_PAGES);
-        a.reserved1[1] = 1;
+        a.reserved1 = 1;
         assert_eq!(check(a), Err(EINVAL));
+        let mut a = req(PAGE_SIZE, abi::KIND_KMALLOC);
+        a.phys_limit = 1 << 32;
+        assert_eq!(check(a), Err(EINVAL));
+        let mut a = req(PAGE_SIZE, abi::KIND_PAGES);
+        a.phys_limit = PAGE_SIZE - 1;
+        assert_eq!(check(a), Err(EINVAL));
+        a.phys_limit = 1 << 32;
+        assert_eq!(check(a), Ok(PAGE_SIZE));
         let mut a = req(PAGE_SIZE, abi::KIND_PAGES);
         a.node = kernel::bindings::MAX_NUMNODES as i32;
         assert_eq!(check(a), Err(EINVAL));

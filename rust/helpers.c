@@ -5,7 +5,11 @@
  * module). Each is one call of the kernel's own; the Rust side declares them in rust/sys.rs.
  */
 #include <linux/compat.h>
+#include <linux/dma-buf.h>
+#include <linux/dma-mapping.h>
 #include <linux/mm.h>
+#include <linux/module.h>
+#include <linux/scatterlist.h>
 #include <linux/sched.h>
 #include <linux/sched/signal.h>
 #include <linux/topology.h>
@@ -20,6 +24,13 @@ void contigmem_folio_put(struct page *head);
 vm_fault_t contigmem_insert_folio_pmd(struct vm_fault *vmf, struct page *head, bool write);
 vm_fault_t contigmem_fault_page(struct vm_fault *vmf, struct page *page);
 bool contigmem_folio_hwpoisoned(struct page *head);
+struct page *contigmem_pfn_to_page(unsigned long pfn);
+void contigmem_sg_set_page(struct scatterlist *sg, struct page *page, unsigned int len);
+void contigmem_dma_sync_sgtable(struct device *dev, struct sg_table *sgt, int dir, bool for_cpu);
+void contigmem_iosys_map_set_vaddr(struct iosys_map *map, void *vaddr);
+
+/* dma_buf_export() and dma_buf_put() are exported in the DMA_BUF namespace. */
+MODULE_IMPORT_NS("DMA_BUF");
 
 /* The nearest node with memory to the CPU this runs on (the "local" node of allocations). */
 int contigmem_numa_mem_id(void)
@@ -118,4 +129,35 @@ bool contigmem_folio_hwpoisoned(struct page *head)
 		if (PageHWPoison(folio_page(folio, i)))
 			return true;
 	return false;
+}
+
+/* The struct page of page frame @pfn, which the caller owns. */
+struct page *contigmem_pfn_to_page(unsigned long pfn)
+{
+	return pfn_to_page(pfn);
+}
+
+/* Makes @sg the @len bytes of physically contiguous memory from the start of @page. */
+void contigmem_sg_set_page(struct scatterlist *sg, struct page *page, unsigned int len)
+{
+	sg_set_page(sg, page, len, 0);
+}
+
+/*
+ * Hands the DMA mapping @sgt of @dev to the CPU (@for_cpu) or back to the device: cache
+ * maintenance on a machine that is not DMA-coherent, a copy from or to the bounce buffer where
+ * swiotlb bounced the mapping, nothing otherwise.
+ */
+void contigmem_dma_sync_sgtable(struct device *dev, struct sg_table *sgt, int dir, bool for_cpu)
+{
+	if (for_cpu)
+		dma_sync_sgtable_for_cpu(dev, sgt, dir);
+	else
+		dma_sync_sgtable_for_device(dev, sgt, dir);
+}
+
+/* Points @map at the kernel address @vaddr of system memory. */
+void contigmem_iosys_map_set_vaddr(struct iosys_map *map, void *vaddr)
+{
+	iosys_map_set_vaddr(map, vaddr);
 }

@@ -19,6 +19,11 @@ use crate::{
     abi,
     sys::{
         self,
+        dmabuf::{
+            self,
+            RawPage,
+            SEGMENT_MAX, //
+        },
         PageRun,
         RawAlloc,
         MAX_PAGE_ORDER,
@@ -93,6 +98,12 @@ impl Kind {
         !matches!(self, Kind::Kmalloc | Kind::Kzalloc)
     }
 
+    /// Whether a caller may bound the physical addresses of the memory: the kinds whose pages
+    /// come from the page allocator (slab memory comes from ZONE_NORMAL's kmalloc caches).
+    pub(crate) fn takes_phys_limit(self) -> bool {
+        matches!(self, Self::Vmalloc | Self::Pages | Self::Huge)
+    }
+
     /// Whether a caller may ask for an alignment beyond the page.
     pub(crate) fn takes_align(self) -> bool {
         matches!(self, Kind::Pages | Kind::Huge)
@@ -125,6 +136,8 @@ pub(crate) struct Request {
     pub(crate) node: i32,
     /// Only `node` (not -1): fail rather than fall back to another node.
     pub(crate) strict_node: bool,
+    /// 0, or a physical address the whole buffer lies below (VMALLOC, PAGES, HUGE).
+    pub(crate) phys_limit: u64,
 }
 
 impl Request {
@@ -182,6 +195,12 @@ impl Memory {
                 return Err(ENOMEM);
             }
         }
+        // The zone (`__GFP_DMA32` below 4 GiB) bounds the memory at the zone's end; a bound
+        // inside a zone is checked here. `alloc_contig_pages` searches a zone upwards, so a
+        // range above the bound means none below it was free.
+        if req.phys_limit != 0 && mem.end_pfn() > req.phys_limit >> PAGE_SHIFT {
+            return Err(ENOMEM);
+        }
         Ok(mem)
     }
 
@@ -202,7 +221,7 @@ impl Memory {
             _ => sys::NUMA_NO_NODE,
         };
         let zero = sys::gfp::zero(!req.uninit);
-        let place = sys::gfp::this_node(req.strict_node);
+        let place = sys::gfp::this_node(req.strict_node) | sys::gfp::below(req.phys_limit);
         let charged = sys::gfp::ALLOC | sys::gfp::ACCOUNT | place;
         match req.kind {
             Kind::Kmalloc => {
@@ -307,6 +326,24 @@ impl Memory {
         }
     }
 
+    /// One past the highest page frame of the memory.
+    pub(crate) fn end_pfn(&self) -> u64 {
+        match self {
+            Self::Slab(mem) => mem.pfn(0).unwrap_or(0) + (mem.size() >> PAGE_SHIFT) as u64,
+            Self::Vmalloc(mem) => {
+                let mut end = 0;
+                for i in 0..mem.size() >> PAGE_SHIFT {
+                    if i % sys::RESCHED_EVERY == sys::RESCHED_EVERY - 1 {
+                        sys::cond_resched();
+                    }
+                    end = end.max(mem.pfn(i).map_or(0, |p| p + 1));
+                }
+                end
+            }
+            Self::Pages(run) => run.pfn() + run.count() as u64,
+        }
+    }
+
     /// The pages of a contiguous allocation not on its first page's node: 0 when the first and
     /// the last page agree (see [`Memory::placement`]); counted page by page otherwise, which
     /// would be a kernel that splits a zone between nodes.
@@ -399,6 +436,66 @@ impl Memory {
         Ok(())
     }
 
+    /// Calls `f` with each physically contiguous run of the memory, in order: its first page and
+    /// its length in bytes, at most [`SEGMENT_MAX`] (a longer run comes in pieces). Returns the
+    /// number of runs, or the first error of `f`.
+    ///
+    /// A slab object and a page run are one run (a slab object of whole pages starts a page: a
+    /// large kmalloc is a buddy block, and the 4 and 8 KiB caches align objects to their size);
+    /// vmalloc memory is cut where one page's frame does not follow the last.
+    pub(crate) fn runs(
+        &self,
+        mut f: impl FnMut(NonNull<RawPage>, usize) -> Result,
+    ) -> Result<usize> {
+        let mut count = 0;
+        let mut pieces = |first: NonNull<RawPage>, len: usize| -> Result {
+            let mut done = 0;
+            while done < len {
+                let n = SEGMENT_MAX.min(len - done);
+                // Pieces of a run stay within it: `struct page`s of contiguous frames are
+                // contiguous with SPARSEMEM_VMEMMAP, which the crate requires.
+                let page = first.as_ptr().wrapping_add(done >> PAGE_SHIFT);
+                // SAFETY: Derived from a non-null page pointer of our memory.
+                f(unsafe { NonNull::new_unchecked(page) }, n)?;
+                count += 1;
+                done += n;
+            }
+            Ok(())
+        };
+        match self {
+            Self::Slab(mem) => {
+                let pfn = mem.pfn(0).ok_or(EINVAL)?;
+                // SAFETY: The frame is the first of our slab object, which we own.
+                pieces(unsafe { dmabuf::pfn_to_page(pfn) }, mem.size())?;
+            }
+            Self::Vmalloc(mem) => {
+                let pages = mem.size() >> PAGE_SHIFT;
+                let mut start = 0;
+                for i in 1..=pages {
+                    if i % sys::RESCHED_EVERY == 0 {
+                        sys::cond_resched();
+                    }
+                    if i < pages && mem.pfn(i) == mem.pfn(i - 1).map(|p| p + 1) {
+                        continue;
+                    }
+                    // SAFETY: Page `start` lies inside our live vmalloc allocation.
+                    let page = unsafe { Vmalloc::to_page(mem.ptr().add(start << PAGE_SHIFT)) };
+                    // SAFETY: A page pointer of the allocation is never null.
+                    let page = unsafe { NonNull::new_unchecked(page.as_ptr()) };
+                    pieces(page, (i - start) << PAGE_SHIFT)?;
+                    start = i;
+                }
+            }
+            Self::Pages(run) => {
+                let first = run.page(0).ok_or(EINVAL)?;
+                // SAFETY: A page pointer of the run is never null.
+                let first = unsafe { NonNull::new_unchecked(first.as_ptr()) };
+                pieces(first, run.count() << PAGE_SHIFT)?;
+            }
+        }
+        Ok(count)
+    }
+
     /// The number of pages of the memory.
     fn pages(&self) -> usize {
         match self {
@@ -436,7 +533,7 @@ impl Memory {
 
     /// The kernel address of the memory: slab and vmalloc memory and a contiguous page run are
     /// each virtually contiguous in the kernel.
-    fn kaddr(&self) -> NonNull<u8> {
+    pub(crate) fn kaddr(&self) -> NonNull<u8> {
         match self {
             Self::Slab(mem) | Self::Vmalloc(mem) => mem.ptr(),
             Self::Pages(run) => run.kaddr(),
@@ -540,6 +637,7 @@ mod tests {
             huge_map: false,
             node: -1,
             strict_node: false,
+            phys_limit: 0,
         };
         // 4 MiB aligned to 2 GiB: 2 GiB are isolated and migrated, then all but 4 MiB freed.
         assert_eq!(req(Kind::Huge, 4 << 20, 2 << 30).span(), 2 << 30);

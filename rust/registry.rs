@@ -55,6 +55,8 @@ pub(crate) struct Facts {
     phys: Atomic<u64>,
     /// Live VMAs mapping the buffer.
     pub(crate) mappings: Atomic<u64>,
+    /// Live dma-bufs exported from the buffer.
+    pub(crate) dmabufs: Atomic<u64>,
 }
 
 impl Facts {
@@ -67,6 +69,7 @@ impl Facts {
                 off_node: Atomic::new(0),
                 phys: Atomic::new(0),
                 mappings: Atomic::new(0),
+                dmabufs: Atomic::new(0),
             },
             GFP_KERNEL,
         )?)

@@ -22,6 +22,15 @@ use kernel::{
     prelude::*, //
 };
 
+/// `O_RDONLY`, `O_WRONLY`: file access modes.
+pub(crate) const O_RDONLY: u32 = bindings::O_RDONLY;
+/// See [`O_RDONLY`].
+pub(crate) const O_WRONLY: u32 = bindings::O_WRONLY;
+// The ABI spells out the file flags EXPORT takes; they are the kernel's.
+const _: () = assert!(
+    crate::abi::O_CLOEXEC == bindings::O_CLOEXEC && crate::abi::O_ACCMODE == bindings::O_ACCMODE
+);
+
 /// The size of a page, as a `u64` for ABI arithmetic.
 pub(crate) const PAGE_SIZE: u64 = kernel::page::PAGE_SIZE as u64;
 /// log2 of [`PAGE_SIZE`].
@@ -32,6 +41,7 @@ pub(crate) const PUD_SIZE: u64 = 1 << bindings::PUD_SHIFT;
 pub(crate) const MAX_PAGE_ORDER: u32 = bindings::MAX_PAGE_ORDER;
 
 pub(crate) mod debugfs;
+pub(crate) mod dmabuf;
 
 /// Whether the current task has `CAP_SYS_ADMIN` in the initial user namespace, without an audit
 /// record when it has not.
@@ -188,6 +198,18 @@ pub(crate) mod gfp {
     pub(crate) const fn this_node(strict: bool) -> u32 {
         if strict {
             1 << bindings::___GFP_THISNODE_BIT
+        } else {
+            0
+        }
+    }
+
+    /// The zone modifier for memory below physical address `limit` (0: no bound): `__GFP_DMA32`
+    /// below 4 GiB (ZONE_DMA32; the test kernels have no ZONE_DMA, and with one the DMA32 zone
+    /// starts above it, so a bound below 16 MiB still gets ZONE_DMA32 and the check after the
+    /// allocation), nothing from 4 GiB up.
+    pub(crate) const fn below(limit: u64) -> u32 {
+        if limit != 0 && limit <= 1 << 32 {
+            1 << bindings::___GFP_DMA32_BIT
         } else {
             0
         }

@@ -87,7 +87,14 @@ struct contigmem_alloc {
 	__s32 node;		/* in: NUMA node, or -1: the task's policy (see STRICT_NODE) */
 	__u32 reserved0;	/* in: zero */
 	__u64 align;		/* in: 0, or a power of two >= page size (PAGES, HUGE only) */
-	__u64 reserved1[2];	/* in: zero */
+	/*
+	 * in: 0, or a physical address the whole buffer must lie below, for a device that cannot
+	 * reach higher (1ULL << 32 for a 32-bit DMA engine). VMALLOC, PAGES and HUGE (EINVAL for
+	 * the slab kinds); ENOMEM when nothing below it fits. Modules without it refuse a non-zero
+	 * value with EINVAL.
+	 */
+	__u64 phys_limit;
+	__u64 reserved1;	/* in: zero */
 	__u64 id;		/* out: the buffer's id, for FREE and INFO */
 	__u64 mmap_offset;	/* out: the mmap offset (an opaque cookie) of the buffer */
 	__u64 reserved_size;	/* out: the bytes actually reserved */
@@ -113,7 +120,24 @@ struct contigmem_info {
 	__s32 node;		/* out: NUMA node of the first page */
 	__u32 reserved0;	/* out: zero */
 	__u64 off_node_pages;	/* out: pages of the buffer not on that node (0: all on it) */
-	__u64 reserved[2];	/* out: zero */
+	__u64 dmabufs;		/* out: live dma-bufs exported from it (CONTIGMEM_IOC_EXPORT) */
+	__u64 reserved[1];	/* out: zero */
+};
+
+/*
+ * CONTIGMEM_IOC_EXPORT: a dma-buf of the whole buffer, as a new file descriptor. The dma-buf
+ * holds the buffer's memory for as long as it lives, as a mapping does (FREE and close() of
+ * /dev/contigmem do not end it), and needs no access to /dev/contigmem: it can be mmapped, passed
+ * to another process over a Unix socket and imported by drivers (V4L2, DRM, RDMA). Its importers
+ * get one scatterlist segment per physically contiguous run (up to 2 GiB each). Every kind can be
+ * exported. A dma-buf that can be written needs a file opened for writing (EACCES); the exporter
+ * name in /sys/kernel/debug/dma_buf/bufinfo is "contigmem".
+ */
+struct contigmem_export {
+	__u64 id;		/* in: a buffer of this file */
+	__u32 fd_flags;		/* in: O_CLOEXEC, and O_RDONLY, O_WRONLY or O_RDWR (<fcntl.h>) */
+	__s32 fd;		/* out: the dma-buf's file descriptor */
+	__u64 reserved[2];	/* in: zero */
 };
 
 #define CONTIGMEM_IOC_MAGIC	0xCD
@@ -121,5 +145,6 @@ struct contigmem_info {
 #define CONTIGMEM_IOC_ALLOC	_IOWR(CONTIGMEM_IOC_MAGIC, 0x11, struct contigmem_alloc)
 #define CONTIGMEM_IOC_FREE	_IOW(CONTIGMEM_IOC_MAGIC, 0x12, struct contigmem_free)
 #define CONTIGMEM_IOC_INFO	_IOWR(CONTIGMEM_IOC_MAGIC, 0x13, struct contigmem_info)
+#define CONTIGMEM_IOC_EXPORT	_IOWR(CONTIGMEM_IOC_MAGIC, 0x14, struct contigmem_export)
 
 #endif /* _UAPI_LINUX_CONTIGMEM_H */

@@ -6,7 +6,7 @@
 use serde::Serialize;
 
 use crate::error::{Error, Result};
-use crate::{abi, Device, Kind, Mapping};
+use crate::{abi, Device, DmaBuf, ExportOptions, Kind, Mapping};
 
 /// A buffer of an open device, freed (`FREE`) on drop.
 ///
@@ -128,6 +128,15 @@ impl<'dev> Buffer<'dev> {
         Ok(self.mmap_offset + offset)
     }
 
+    /// Exports the buffer as a dma-buf (`CONTIGMEM_IOC_EXPORT`), which holds its memory for as
+    /// long as it lives: past [`Buffer::free`] and the device's close.
+    pub fn export(&self, options: ExportOptions) -> Result<DmaBuf> {
+        let mut raw = options.to_abi(self.id);
+        self.dev.ioctl(&mut raw)?;
+        let fd = crate::sys::owned_fd(raw.fd).map_err(|e| Error::os("EXPORT", e))?;
+        Ok(DmaBuf::new(fd, self.size, self.dev.page_size()))
+    }
+
     /// Frees the buffer now, reporting errors that drop would swallow.
     pub fn free(self) -> Result<()> {
         let (dev, id) = (self.dev, self.id);
@@ -183,6 +192,8 @@ pub struct BufferInfo {
     pub off_node_pages: u64,
     /// Whether it was allocated on its node only ([`crate::AllocOptions::strict_node`]).
     pub strict_node: bool,
+    /// Live dma-bufs exported from it ([`Buffer::export`]).
+    pub dmabufs: u64,
 }
 
 impl BufferInfo {
@@ -205,6 +216,7 @@ impl BufferInfo {
             node: raw.node,
             off_node_pages: raw.off_node_pages,
             strict_node: raw.flags & abi::INFO_STRICT_NODE != 0,
+            dmabufs: raw.dmabufs,
         })
     }
 }

@@ -105,6 +105,9 @@ pub struct AllocOptions {
     /// `get_user_pages` (O_DIRECT, io_uring) cannot use. Without it a huge buffer gets
     /// refcounted PMDs on fault, which it can.
     pub huge_map: bool,
+    /// A physical address the whole buffer must lie below (vmalloc, pages and huge only), for
+    /// a device that cannot reach higher: `1 << 32` for a 32-bit DMA engine. 0 for none.
+    pub phys_limit: u64,
 }
 
 impl AllocOptions {
@@ -137,6 +140,12 @@ impl AllocOptions {
         self
     }
 
+    /// Sets [`AllocOptions::phys_limit`].
+    pub fn phys_limit(mut self, limit: u64) -> Self {
+        self.phys_limit = limit;
+        self
+    }
+
     /// Sets [`AllocOptions::align`].
     pub fn align(mut self, align: u64) -> Self {
         self.align = align;
@@ -165,9 +174,32 @@ impl AllocOptions {
                 },
             node,
             align: self.align,
+            phys_limit: self.phys_limit,
             ..Default::default()
         })
     }
+}
+
+/// Maps `len` bytes of `fd` at `offset`, shared, readable and writable, at an address aligned to
+/// the largest page size (1 GiB, 2 MiB) that fits in `len`, so huge mappings get PUD or PMD
+/// entries without the caller doing anything special.
+pub(crate) fn map_shared(
+    fd: BorrowedFd<'_>,
+    offset: u64,
+    len: usize,
+    page_size: usize,
+) -> Result<Mapping> {
+    const PMD: usize = 2 << 20;
+    const PUD: usize = 1 << 30;
+    let prot = ProtFlags::READ | ProtFlags::WRITE;
+    let region = if len >= PUD || len >= PMD {
+        let align = if len >= PUD { PUD } else { PMD };
+        Region::map_aligned(fd, offset, len, prot, MapFlags::SHARED, align)
+    } else {
+        Region::map(fd, offset, len, prot, MapFlags::SHARED)
+    }
+    .map_err(|errno| Error::os("mmap", errno))?;
+    Ok(Mapping::new(region, page_size))
 }
 
 mod sealed {
@@ -176,6 +208,7 @@ mod sealed {
     impl Sealed for crate::abi::Alloc {}
     impl Sealed for crate::abi::Free {}
     impl Sealed for crate::abi::Info {}
+    impl Sealed for crate::abi::Export {}
 }
 
 /// An ABI structure and the ioctl that takes it: see [`Device::ioctl`].
@@ -204,6 +237,11 @@ impl Request for abi::Free {
 impl Request for abi::Info {
     const OPCODE: u32 = abi::IOC_INFO;
     const NAME: &'static str = "INFO";
+}
+
+impl Request for abi::Export {
+    const OPCODE: u32 = abi::IOC_EXPORT;
+    const NAME: &'static str = "EXPORT";
 }
 
 /// An open `/dev/contigmem`: every buffer allocated through it belongs to this file.
@@ -341,30 +379,7 @@ impl Device {
     /// aligned to the largest page size (1 GiB, 2 MiB) that fits in `len`, so huge mappings get
     /// PUD or PMD entries without the caller doing anything special.
     pub(crate) fn mmap(&self, offset: u64, len: usize) -> Result<Mapping> {
-        const PMD: usize = 2 << 20;
-        const PUD: usize = 1 << 30;
-        let align = if len >= PUD {
-            PUD
-        } else if len >= PMD {
-            PMD
-        } else {
-            return self.mmap_raw(
-                offset,
-                len,
-                ProtFlags::READ | ProtFlags::WRITE,
-                MapFlags::SHARED,
-            );
-        };
-        let region = Region::map_aligned(
-            self.fd.as_fd(),
-            offset,
-            len,
-            ProtFlags::READ | ProtFlags::WRITE,
-            MapFlags::SHARED,
-            align,
-        )
-        .map_err(|errno| Error::os("mmap", errno))?;
-        Ok(Mapping::new(region, self.page_size))
+        map_shared(self.fd.as_fd(), offset, len, self.page_size)
     }
 }
 

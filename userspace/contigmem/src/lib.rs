@@ -22,6 +22,7 @@ pub mod abi;
 mod buffer;
 pub mod debugfs;
 mod device;
+mod dmabuf;
 mod error;
 mod kind;
 mod mapping;
@@ -33,6 +34,7 @@ mod sys;
 
 pub use buffer::{Buffer, BufferInfo};
 pub use device::{AllocOptions, Device, Request, Version, DEFAULT_PATH};
+pub use dmabuf::{Access, DmaBuf, ExportOptions, SyncDir};
 pub use error::{errno_name, DebugfsCause, Error, Result};
 pub use kind::{Kind, ParseKindError, HUGE_GRANULE};
 pub use mapping::Mapping;

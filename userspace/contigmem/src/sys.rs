@@ -2,7 +2,7 @@
 
 //! The raw system calls of the library: the only place with raw pointers and `unsafe`.
 
-use std::os::fd::BorrowedFd;
+use std::os::fd::{BorrowedFd, FromRawFd, OwnedFd};
 use std::ptr::NonNull;
 
 use rustix::io::Errno;
@@ -268,4 +268,14 @@ impl Drop for Region {
         // does not fail.
         let _ = unsafe { rustix::mm::munmap(self.ptr.as_ptr().cast(), self.len) };
     }
+}
+
+/// Takes ownership of descriptor `fd`, which the kernel has just installed for us (EXPORT).
+pub(crate) fn owned_fd(fd: i32) -> Result<OwnedFd, Errno> {
+    if fd < 0 {
+        return Err(Errno::BADF);
+    }
+    // SAFETY: The kernel installed `fd` for this process just now, in the ioctl that returned
+    // it, and nothing else in the process knows of it yet.
+    Ok(unsafe { OwnedFd::from_raw_fd(fd) })
 }

@@ -115,14 +115,15 @@ fn facts() -> Facts {
             live_bytes, live_buffers, alloc_flags, reserved0, reserved,
         },
         "contigmem_alloc" => abi::Alloc {
-            size, kind, flags, node, reserved0, align, reserved1, id, mmap_offset,
+            size, kind, flags, node, reserved0, align, phys_limit, reserved1, id, mmap_offset,
             reserved_size, phys_addr, alloc_ns, reserved2,
         },
         "contigmem_free" => abi::Free { id, reserved },
         "contigmem_info" => abi::Info {
             id, kind, flags, size, mmap_offset, phys_addr, segments, mappings, node,
-            reserved0, off_node_pages, reserved,
+            reserved0, off_node_pages, dmabufs, reserved,
         },
+        "contigmem_export" => abi::Export { id, fd_flags, fd, reserved },
     );
     constants!(f,
         CONTIGMEM_ABI_VERSION => abi::ABI_VERSION,
@@ -147,6 +148,7 @@ fn facts() -> Facts {
         CONTIGMEM_IOC_ALLOC => abi::IOC_ALLOC,
         CONTIGMEM_IOC_FREE => abi::IOC_FREE,
         CONTIGMEM_IOC_INFO => abi::IOC_INFO,
+        CONTIGMEM_IOC_EXPORT => abi::IOC_EXPORT,
     );
     f
 }

@@ -57,11 +57,17 @@ fn alloc_cases(v: &Version) -> Vec<Case> {
         case("ALLOC reserved0 != 0", Errno::INVAL, |d| {
             alloc_raw(d, |a| a.reserved0 = 1)
         }),
-        case("ALLOC reserved1[0] != 0", Errno::INVAL, |d| {
-            alloc_raw(d, |a| a.reserved1[0] = 1)
+        case("ALLOC reserved1 != 0", Errno::INVAL, |d| {
+            alloc_raw(d, |a| a.reserved1 = 1)
         }),
-        case("ALLOC reserved1[1] != 0", Errno::INVAL, |d| {
-            alloc_raw(d, |a| a.reserved1[1] = 1)
+        case("ALLOC phys_limit below a page", Errno::INVAL, |d| {
+            alloc_raw(d, |a| a.phys_limit = 4095)
+        }),
+        case("ALLOC phys_limit on kmalloc", Errno::INVAL, |d| {
+            alloc_raw(d, |a| {
+                a.kind = contigmem::abi::KIND_KMALLOC;
+                a.phys_limit = 1 << 32
+            })
         }),
         case("ALLOC node 4096", Errno::INVAL, |d| {
             alloc_raw(d, |a| a.node = 4096)

@@ -7,6 +7,7 @@
 
 mod alloc;
 mod debugfs;
+mod dmabuf;
 mod errors;
 mod exhaust;
 mod faults;
@@ -115,6 +116,7 @@ fn main() {
     hugemap::register(&mut tap);
     privilege::register_pud(&mut tap);
     rw::register(&mut tap);
+    dmabuf::register(&mut tap);
     errors::register(&mut tap, &version);
     numa::register(&mut tap);
     hardening::register(&mut tap);

@@ -5,6 +5,8 @@
 
 use std::fs::File;
 use std::io::{Read, Write};
+use std::mem::size_of;
+use std::os::fd::{AsRawFd, BorrowedFd, FromRawFd, OwnedFd};
 use std::panic::{catch_unwind, AssertUnwindSafe};
 
 use rustix::io::Errno;
@@ -241,6 +243,124 @@ pub fn make_writable(mem: &[u8]) -> Result<(), Errno> {
         Ok(())
     } else {
         Err(Errno::from_io_error(&std::io::Error::last_os_error()).unwrap_or(Errno::IO))
+    }
+}
+
+/// A connected pair of Unix stream sockets.
+pub fn socketpair() -> Result<(OwnedFd, OwnedFd), String> {
+    let mut fds = [0i32; 2];
+    // SAFETY: `fds` is a live array of the two ints `socketpair` fills.
+    let rc = unsafe {
+        libc::socketpair(
+            libc::AF_UNIX,
+            libc::SOCK_STREAM | libc::SOCK_CLOEXEC,
+            0,
+            fds.as_mut_ptr(),
+        )
+    };
+    if rc != 0 {
+        return Err(format!("socketpair: {}", std::io::Error::last_os_error()));
+    }
+    // SAFETY: The kernel made both descriptors for us just now; nothing else owns them.
+    Ok(unsafe { (OwnedFd::from_raw_fd(fds[0]), OwnedFd::from_raw_fd(fds[1])) })
+}
+
+/// The control-message buffer of one descriptor, aligned as `cmsghdr` needs.
+#[repr(C, align(8))]
+struct FdCmsg([u8; 32]);
+
+/// Sends descriptor `fd` over the Unix socket `sock` (`SCM_RIGHTS`), with one byte of data.
+pub fn send_fd(sock: BorrowedFd<'_>, fd: BorrowedFd<'_>) -> Result<(), String> {
+    let mut byte = [b'!'];
+    let mut iov = libc::iovec {
+        iov_base: byte.as_mut_ptr().cast(),
+        iov_len: 1,
+    };
+    let mut control = FdCmsg([0; 32]);
+    // SAFETY: `msghdr` is plain data; zero is a valid value for each field.
+    let mut msg: libc::msghdr = unsafe { core::mem::zeroed() };
+    msg.msg_iov = &mut iov;
+    msg.msg_iovlen = 1;
+    msg.msg_control = control.0.as_mut_ptr().cast();
+    // SAFETY: `CMSG_SPACE` is arithmetic.
+    msg.msg_controllen = unsafe { libc::CMSG_SPACE(size_of::<i32>() as u32) } as usize;
+    // SAFETY: `msg` points at `control`, which has room for one header and an int (32 bytes
+    // against CMSG_SPACE(4) = 24), so the first header and its data lie inside it.
+    unsafe {
+        let cmsg = libc::CMSG_FIRSTHDR(&msg);
+        (*cmsg).cmsg_level = libc::SOL_SOCKET;
+        (*cmsg).cmsg_type = libc::SCM_RIGHTS;
+        (*cmsg).cmsg_len = libc::CMSG_LEN(size_of::<i32>() as u32) as usize;
+        core::ptr::write_unaligned(libc::CMSG_DATA(cmsg).cast::<i32>(), fd.as_raw_fd());
+    }
+    // SAFETY: `msg` and everything it points at live across the call.
+    if unsafe { libc::sendmsg(sock.as_raw_fd(), &msg, 0) } != 1 {
+        return Err(format!("sendmsg: {}", std::io::Error::last_os_error()));
+    }
+    Ok(())
+}
+
+/// Receives a descriptor sent with [`send_fd`] on `sock`.
+pub fn recv_fd(sock: BorrowedFd<'_>) -> Result<OwnedFd, String> {
+    let mut byte = [0u8];
+    let mut iov = libc::iovec {
+        iov_base: byte.as_mut_ptr().cast(),
+        iov_len: 1,
+    };
+    let mut control = FdCmsg([0; 32]);
+    // SAFETY: As in `send_fd`.
+    let mut msg: libc::msghdr = unsafe { core::mem::zeroed() };
+    msg.msg_iov = &mut iov;
+    msg.msg_iovlen = 1;
+    msg.msg_control = control.0.as_mut_ptr().cast();
+    msg.msg_controllen = control.0.len();
+    // SAFETY: `msg` and everything it points at live across the call.
+    let got = unsafe { libc::recvmsg(sock.as_raw_fd(), &mut msg, libc::MSG_CMSG_CLOEXEC) };
+    if got != 1 {
+        return Err(format!(
+            "recvmsg: got {got}: {}",
+            std::io::Error::last_os_error()
+        ));
+    }
+    // SAFETY: The kernel filled `control` with `msg_controllen` bytes; the header, if any, lies
+    // inside it, and an SCM_RIGHTS header of one int carries one descriptor, now ours.
+    unsafe {
+        let cmsg = libc::CMSG_FIRSTHDR(&msg);
+        if cmsg.is_null()
+            || (*cmsg).cmsg_level != libc::SOL_SOCKET
+            || (*cmsg).cmsg_type != libc::SCM_RIGHTS
+        {
+            return Err("recvmsg: no SCM_RIGHTS message".into());
+        }
+        let fd = core::ptr::read_unaligned(libc::CMSG_DATA(cmsg).cast::<i32>());
+        Ok(OwnedFd::from_raw_fd(fd))
+    }
+}
+
+/// ioctl `request` on `fd` with a pointer to `arg`, a `#[repr(C)]` structure of the size the
+/// request encodes. Returns the errno of a failure.
+pub fn ioctl_ptr<T>(fd: BorrowedFd<'_>, request: u32, arg: &mut T) -> Result<i32, Errno> {
+    // SAFETY: `arg` is a live, exclusively borrowed object of the size the request names (the
+    // caller's rule); the kernel reads and writes it through the uaccess helpers only.
+    let rc = unsafe { libc::ioctl(fd.as_raw_fd(), request as libc::c_ulong, arg as *mut T) };
+    if rc < 0 {
+        Err(Errno::from_io_error(&std::io::Error::last_os_error()).unwrap_or(Errno::IO))
+    } else {
+        Ok(rc)
+    }
+}
+
+/// Waits up to `ms` milliseconds for `fd` to be readable; false on a timeout.
+pub fn poll_in(fd: BorrowedFd<'_>, ms: i32) -> Result<bool, String> {
+    let mut pfd = libc::pollfd {
+        fd: fd.as_raw_fd(),
+        events: libc::POLLIN,
+        revents: 0,
+    };
+    // SAFETY: `pfd` is one live `pollfd`.
+    match unsafe { libc::poll(&mut pfd, 1, ms) } {
+        n if n < 0 => Err(format!("poll: {}", std::io::Error::last_os_error())),
+        n => Ok(n > 0),
     }
 }
 

@@ -373,7 +373,10 @@ fn alloc_errors(env: &Env, a: &abi::Alloc) -> Vec<Errno> {
     let kind = Kind::from_raw(a.kind).filter(|&k| env.version.supports(k));
     let bad_node = a.node != -1 && !env.nodes.contains(&a.node);
     if a.reserved0 != 0
-        || a.reserved1 != [0; 2]
+        || a.reserved1 != 0
+        || (a.phys_limit != 0
+            && (a.phys_limit < env.page64()
+                || !matches!(kind, Some(Kind::Vmalloc | Kind::Pages | Kind::Huge))))
         || a.flags & !abi::ALLOC_FLAGS != 0
         || kind.is_none()
         || a.size == 0
@@ -412,8 +415,8 @@ fn alloc_errors(env: &Env, a: &abi::Alloc) -> Vec<Errno> {
 fn describe_alloc(how: &str, a: &abi::Alloc) -> String {
     format!(
         "{how} kind={} size={:#x} flags={:#x} node={} align={:#x} reserved0={:#x} \
-         reserved1={:#x?}",
-        a.kind, a.size, a.flags, a.node, a.align, a.reserved0, a.reserved1
+         phys_limit={:#x} reserved1={:#x}",
+        a.kind, a.size, a.flags, a.node, a.align, a.reserved0, a.phys_limit, a.reserved1
     )
 }
 
@@ -943,11 +946,14 @@ impl<'e> Model<'e> {
                 0
             },
             align: self.random_align(rng),
-            reserved1: if rng.one_in(5) {
-                [rng.below(2), rng.next() | 1]
-            } else {
-                [0; 2]
+            // Mostly no bound; else 4 GiB (DMA32), a random one, or one below a page.
+            phys_limit: match rng.index(8) {
+                0 => 1 << 32,
+                1 => rng.next() >> rng.index(64),
+                2 => rng.below(4096),
+                _ => 0,
             },
+            reserved1: if rng.one_in(5) { rng.next() | 1 } else { 0 },
             id: rng.next(),
             mmap_offset: rng.next(),
             reserved_size: rng.next(),

@@ -1,0 +1,343 @@
+// SPDX-License-Identifier: GPL-2.0
+
+//! Buffers as dma-bufs, for other drivers to import (V4L2, DRM, RDMA) and other processes to map.
+//!
+//! A dma-buf holds its buffer (an `Arc<Buffer>` in its private data) until the dma-buf core
+//! releases it, when its last file reference and its last importer are gone; FREE and close()
+//! of `/dev/contigmem` do not end it, as they do not end a mapping. Each attachment (an
+//! importer's device) gets its own scatter table of the buffer's pages, one entry per physically
+//! contiguous run, built when it attaches and DMA-mapped for its device while the importer maps
+//! it. CPU access brackets (`DMA_BUF_IOCTL_SYNC`) sync the mapped tables for the CPU and back.
+//! The dma-buf maps into user space as the buffer does through `/dev/contigmem`, with the same
+//! VMA operations, and into the kernel at the memory's own kernel address (`vmap`).
+//!
+//! Lock order: a dma-buf's reservation lock (held by the core around `map_dma_buf` and
+//! `unmap_dma_buf`) -> its attachment list's mutex.
+
+use core::ptr::NonNull;
+
+use kernel::{
+    bindings,
+    mm::virt::VmaNew,
+    new_mutex,
+    prelude::*,
+    sync::{
+        Arc,
+        Mutex, //
+    },
+};
+
+use crate::{
+    buffer::Buffer,
+    mapping,
+    sys::dmabuf::{
+        self,
+        Direction,
+        SgTable, //
+    },
+};
+
+/// What a dma-buf's private data points to.
+#[pin_data]
+struct Export {
+    /// The buffer, held for as long as the dma-buf lives.
+    buf: Arc<Buffer>,
+    /// The attachments: the scatter table of each, by the address of its entry.
+    #[pin]
+    attachments: Mutex<KVec<KBox<SgTable>>>,
+}
+
+/// Exports `buf` as a dma-buf whose file has the access mode `access` (`O_RDONLY`, `O_WRONLY`,
+/// `O_RDWR`); `publish` learns its file descriptor (close-on-exec if `cloexec`) before the
+/// descriptor is installed, and a failure of `publish` leaves nothing behind.
+pub(crate) fn export(
+    buf: Arc<Buffer>,
+    access: u32,
+    cloexec: bool,
+    publish: impl FnOnce(i32) -> Result,
+) -> Result {
+    let size = usize::try_from(buf.size).map_err(|_| E2BIG)?;
+    let export = KBox::pin_init(
+        try_pin_init!(Export {
+            buf,
+            attachments <- new_mutex!(KVec::new()),
+        }),
+        GFP_KERNEL,
+    )?;
+    export.buf.count_dmabuf(false);
+    // SAFETY: The box is never moved out of: `release` turns the pointer back into the pinned
+    // box.
+    let raw = KBox::into_raw(unsafe { Pin::into_inner_unchecked(export) });
+    // SAFETY: `OPS`' callbacks take the private data for a pointer from `KBox::into_raw` of a
+    // pinned `Export`, which `release` takes back; `OPS` is a constant promoted to a static.
+    match unsafe { dmabuf::export(&OPS, raw.cast(), size, access, cloexec, publish) } {
+        Ok(()) => Ok(()),
+        Err((e, true)) => Err(e),
+        Err((e, false)) => {
+            // SAFETY: The export failed, so the pointer is still ours alone.
+            drop(unsafe { take(raw) });
+            Err(e)
+        }
+    }
+}
+
+/// Takes back the box that [`export`] gave a dma-buf, counting the dma-buf gone.
+///
+/// # Safety
+///
+/// `raw` is the pointer [`export`] made, and nothing uses it any more.
+unsafe fn take(raw: *mut Export) -> Pin<KBox<Export>> {
+    // SAFETY: By the safety requirements `raw` is from `KBox::into_raw` of a pinned box, and ours.
+    let export = unsafe { Pin::new_unchecked(KBox::from_raw(raw)) };
+    export.buf.count_dmabuf(true);
+    export
+}
+
+/// The [`Export`] of a dma-buf of ours.
+///
+/// # Safety
+///
+/// `dmabuf` is a live dma-buf made by [`export`]: its private data is the pointer to an
+/// [`Export`] that lives until `release`.
+unsafe fn export_of<'a>(dmabuf: *mut bindings::dma_buf) -> &'a Export {
+    // SAFETY: By the safety requirements the private data is a live `Export`.
+    unsafe { &*(*dmabuf).priv_.cast::<Export>() }
+}
+
+/// The callbacks of our dma-bufs.
+const OPS: bindings::dma_buf_ops = bindings::dma_buf_ops {
+    attach: Some(attach),
+    detach: Some(detach),
+    map_dma_buf: Some(map_dma_buf),
+    unmap_dma_buf: Some(unmap_dma_buf),
+    release: Some(release),
+    begin_cpu_access: Some(begin_cpu_access),
+    end_cpu_access: Some(end_cpu_access),
+    mmap: Some(mmap),
+    vmap: Some(vmap),
+    vunmap: Some(vunmap),
+    // SAFETY: All other callbacks are optional and null (`None`) is a valid value for them:
+    // without `pin` the dma-buf core treats our dma-bufs as pinned, whose attachments it maps
+    // under the reservation lock.
+    ..unsafe { core::mem::zeroed() }
+};
+
+/// The scatter table of `buf`'s memory, one entry per physically contiguous run.
+fn table_of(buf: &Buffer) -> Result<SgTable> {
+    let nents = buf.memory.runs(|_, _| Ok(()))?;
+    let mut table = SgTable::new(nents)?;
+    buf.memory.runs(|page, len| {
+        // SAFETY: The run is the buffer's memory, which the dma-buf holds (through `Export`)
+        // for longer than the table lives (dropped at detach, at the latest at release).
+        unsafe { table.push(page, len) }
+    })?;
+    if !table.is_full() {
+        return Err(EINVAL);
+    }
+    Ok(table)
+}
+
+/// A device attaches: its scatter table is built now, so that mapping it costs only the DMA
+/// mapping.
+///
+/// # Safety
+///
+/// Called by the dma-buf core for one of our dma-bufs and a new attachment of it.
+unsafe extern "C" fn attach(
+    dmabuf: *mut bindings::dma_buf,
+    attachment: *mut bindings::dma_buf_attachment,
+) -> core::ffi::c_int {
+    // SAFETY: By the safety requirements the dma-buf is ours and live.
+    let export = unsafe { export_of(dmabuf) };
+    let entry = table_of(&export.buf).and_then(|t| Ok(KBox::new(t, GFP_KERNEL)?));
+    let entry = match entry {
+        Ok(entry) => entry,
+        Err(e) => return e.to_errno(),
+    };
+    let key: *const SgTable = &*entry;
+    let mut list = export.attachments.lock();
+    if let Err(e) = list.push(entry, GFP_KERNEL) {
+        return Error::from(e).to_errno();
+    }
+    // SAFETY: The attachment is valid; its `priv` field is the exporter's, and we set it once,
+    // before any other callback of the attachment can run.
+    unsafe { (*attachment).priv_ = key.cast_mut().cast() };
+    0
+}
+
+/// The index of `attachment`'s table in `list`.
+///
+/// # Safety
+///
+/// `attachment` is an attachment of the dma-buf `list` belongs to.
+unsafe fn find(
+    list: &KVec<KBox<SgTable>>,
+    attachment: *mut bindings::dma_buf_attachment,
+) -> Option<usize> {
+    // SAFETY: By the safety requirements the attachment is valid; `attach` set its key.
+    let key = unsafe { (*attachment).priv_ }
+        .cast::<SgTable>()
+        .cast_const();
+    list.iter().position(|t| core::ptr::eq(&**t, key))
+}
+
+/// A device detaches: its table goes (unmapped first, should the importer not have).
+///
+/// # Safety
+///
+/// Called by the dma-buf core for one of our dma-bufs and an attachment of it that [`attach`]
+/// accepted.
+unsafe extern "C" fn detach(
+    dmabuf: *mut bindings::dma_buf,
+    attachment: *mut bindings::dma_buf_attachment,
+) {
+    // SAFETY: By the safety requirements the dma-buf is ours and live.
+    let export = unsafe { export_of(dmabuf) };
+    let mut list = export.attachments.lock();
+    // SAFETY: The attachment is one of this dma-buf's.
+    if let Some(i) = unsafe { find(&list, attachment) } {
+        let gone = list.remove(i);
+        drop(list);
+        drop(gone);
+    }
+}
+
+/// The importer maps its attachment for DMA: its table, DMA-mapped for its device.
+///
+/// # Safety
+///
+/// Called by the dma-buf core for an attachment of one of our dma-bufs that [`attach`]
+/// accepted.
+unsafe extern "C" fn map_dma_buf(
+    attachment: *mut bindings::dma_buf_attachment,
+    dir: Direction,
+) -> *mut bindings::sg_table {
+    // SAFETY: By the safety requirements the attachment is valid and its dma-buf is ours.
+    let (export, dev) = unsafe { (export_of((*attachment).dmabuf), (*attachment).dev) };
+    let Some(dev) = NonNull::new(dev) else {
+        return EINVAL.to_ptr();
+    };
+    let mut list = export.attachments.lock();
+    // SAFETY: The attachment is one of this dma-buf's.
+    let Some(i) = (unsafe { find(&list, attachment) }) else {
+        return EINVAL.to_ptr();
+    };
+    let table = &mut list[i];
+    // SAFETY: The importer's device stays valid while it is attached, and the table is unmapped
+    // at the latest when it detaches.
+    match unsafe { table.map(dev, dir) } {
+        Ok(()) => table.as_ptr(),
+        Err(e) => e.to_ptr(),
+    }
+}
+
+/// The importer is done with its DMA mapping.
+///
+/// # Safety
+///
+/// Called by the dma-buf core for an attachment of one of our dma-bufs and the table
+/// [`map_dma_buf`] gave it.
+unsafe extern "C" fn unmap_dma_buf(
+    attachment: *mut bindings::dma_buf_attachment,
+    _table: *mut bindings::sg_table,
+    _dir: Direction,
+) {
+    // SAFETY: By the safety requirements the attachment is valid and its dma-buf is ours.
+    let export = unsafe { export_of((*attachment).dmabuf) };
+    let mut list = export.attachments.lock();
+    // SAFETY: The attachment is one of this dma-buf's.
+    if let Some(i) = unsafe { find(&list, attachment) } {
+        list[i].unmap();
+    }
+}
+
+/// Syncs every DMA-mapped attachment for the CPU (`for_cpu`) or back for its device.
+fn sync(export: &Export, for_cpu: bool) {
+    for table in export.attachments.lock().iter_mut() {
+        table.sync(for_cpu);
+    }
+}
+
+/// The start of a CPU access (`DMA_BUF_IOCTL_SYNC` with `DMA_BUF_SYNC_START`, or a kernel
+/// user): what the devices wrote becomes visible to the CPU.
+///
+/// # Safety
+///
+/// Called by the dma-buf core for one of our dma-bufs.
+unsafe extern "C" fn begin_cpu_access(
+    dmabuf: *mut bindings::dma_buf,
+    _dir: Direction,
+) -> core::ffi::c_int {
+    // SAFETY: By the safety requirements the dma-buf is ours and live.
+    sync(unsafe { export_of(dmabuf) }, true);
+    0
+}
+
+/// The end of a CPU access: what the CPU wrote becomes visible to the devices.
+///
+/// # Safety
+///
+/// Called by the dma-buf core for one of our dma-bufs.
+unsafe extern "C" fn end_cpu_access(
+    dmabuf: *mut bindings::dma_buf,
+    _dir: Direction,
+) -> core::ffi::c_int {
+    // SAFETY: By the safety requirements the dma-buf is ours and live.
+    sync(unsafe { export_of(dmabuf) }, false);
+    0
+}
+
+/// mmap of the dma-buf (by its holder, or by an importer for its own users): the buffer from
+/// page `vm_pgoff`, as `/dev/contigmem` maps it. The core has checked the window is inside.
+///
+/// # Safety
+///
+/// Called by the dma-buf core for one of our dma-bufs and a VMA in its initial setup.
+unsafe extern "C" fn mmap(
+    dmabuf: *mut bindings::dma_buf,
+    vma: *mut bindings::vm_area_struct,
+) -> core::ffi::c_int {
+    // SAFETY: By the safety requirements the dma-buf is ours and live.
+    let export = unsafe { export_of(dmabuf) };
+    // SAFETY: By the safety requirements the VMA is being set up by mmap, for this call.
+    let (vma, first) = unsafe { (VmaNew::from_raw(vma), (*vma).vm_pgoff as u64) };
+    match mapping::mmap(export.buf.clone(), vma, first) {
+        Ok(()) => 0,
+        Err(e) => e.to_errno(),
+    }
+}
+
+/// A kernel mapping of the whole dma-buf: the memory's own kernel address (slab and page
+/// memory in the direct map, vmalloc memory in its vmalloc area), valid while the dma-buf lives.
+///
+/// # Safety
+///
+/// Called by the dma-buf core for one of our dma-bufs, with a map to fill.
+unsafe extern "C" fn vmap(
+    dmabuf: *mut bindings::dma_buf,
+    map: *mut bindings::iosys_map,
+) -> core::ffi::c_int {
+    // SAFETY: By the safety requirements the dma-buf is ours and live.
+    let export = unsafe { export_of(dmabuf) };
+    // SAFETY: By the safety requirements `map` is the core's map to fill.
+    unsafe { dmabuf::set_vaddr(map, export.buf.memory.kaddr()) };
+    0
+}
+
+/// The end of a kernel mapping: nothing to undo.
+///
+/// # Safety
+///
+/// Called by the dma-buf core for one of our dma-bufs.
+unsafe extern "C" fn vunmap(_dmabuf: *mut bindings::dma_buf, _map: *mut bindings::iosys_map) {}
+
+/// The dma-buf goes: its hold on the buffer with it.
+///
+/// # Safety
+///
+/// Called by the dma-buf core once, for one of our dma-bufs that nothing uses any more.
+unsafe extern "C" fn release(dmabuf: *mut bindings::dma_buf) {
+    // SAFETY: By the safety requirements the private data is the pointer `export` made, and this
+    // is its last use.
+    drop(unsafe { take((*dmabuf).priv_.cast::<Export>()) });
+}
