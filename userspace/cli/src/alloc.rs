@@ -93,6 +93,7 @@ mod tests {
             node: 1,
             off_node_pages: 0,
             strict_node: true,
+            dmabufs: 0,
         };
         assert_eq!(node_line(&info), "1 (every page, strict)");
         info.off_node_pages = 12;

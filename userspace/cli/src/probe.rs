@@ -295,6 +295,7 @@ mod tests {
                 node: 0,
                 off_node_pages: 0,
                 strict_node: false,
+                dmabufs: 0,
             },
             was_zero: true,
             pattern_error: None,
