@@ -40,11 +40,13 @@ use crate::{
 /// What a dma-buf's private data points to.
 #[pin_data]
 struct Export {
-    /// The buffer, held for as long as the dma-buf lives.
-    buf: Arc<Buffer>,
-    /// The attachments: the scatter table of each, by the address of its entry.
+    /// The attachments: the scatter table of each, by the address of its entry. Declared
+    /// before `buf`, so that tables an importer left attached are unmapped (a bounced mapping
+    /// copied back) while the memory is still ours.
     #[pin]
     attachments: Mutex<KVec<KBox<SgTable>>>,
+    /// The buffer, held for as long as the dma-buf lives.
+    buf: Arc<Buffer>,
 }
 
 /// Exports `buf` as a dma-buf whose file has the access mode `access` (`O_RDONLY`, `O_WRONLY`,
@@ -214,7 +216,8 @@ unsafe extern "C" fn map_dma_buf(
 ) -> *mut bindings::sg_table {
     // SAFETY: By the safety requirements the attachment is valid and its dma-buf is ours.
     let (export, dev) = unsafe { (export_of((*attachment).dmabuf), (*attachment).dev) };
-    let Some(dev) = NonNull::new(dev) else {
+    // `dma_map_sgtable` BUGs on a direction that is none of the three.
+    let Some(dev) = NonNull::new(dev).filter(|_| dmabuf::valid_direction(dir)) else {
         return EINVAL.to_ptr();
     };
     let mut list = export.attachments.lock();

@@ -26,6 +26,16 @@ pub(crate) type RawPage = bindings::page;
 /// A DMA direction (`enum dma_data_direction`), as the dma-buf core passes it.
 pub(crate) type Direction = bindings::dma_data_direction;
 
+/// Whether `dir` is `DMA_BIDIRECTIONAL`, `DMA_TO_DEVICE` or `DMA_FROM_DEVICE`.
+pub(crate) fn valid_direction(dir: Direction) -> bool {
+    matches!(
+        dir,
+        bindings::dma_data_direction_DMA_BIDIRECTIONAL
+            | bindings::dma_data_direction_DMA_TO_DEVICE
+            | bindings::dma_data_direction_DMA_FROM_DEVICE
+    )
+}
+
 /// A scatter table of memory we own, and its DMA mapping for one device while it has one.
 ///
 /// # Invariants
