@@ -269,6 +269,18 @@ pub fn socketpair() -> Result<(OwnedFd, OwnedFd), String> {
 #[repr(C, align(8))]
 struct FdCmsg([u8; 32]);
 
+/// A message of the one byte `iov` names and the control buffer `control`, of which
+/// `control_len` bytes are used; the caller keeps both alive while the message is.
+fn message(iov: &mut libc::iovec, control: &mut FdCmsg, control_len: usize) -> libc::msghdr {
+    // SAFETY: `msghdr` is plain data; zero is a valid value for each field.
+    let mut msg: libc::msghdr = unsafe { core::mem::zeroed() };
+    msg.msg_iov = iov;
+    msg.msg_iovlen = 1;
+    msg.msg_control = control.0.as_mut_ptr().cast();
+    msg.msg_controllen = control_len.min(control.0.len());
+    msg
+}
+
 /// Sends descriptor `fd` over the Unix socket `sock` (`SCM_RIGHTS`), with one byte of data.
 pub fn send_fd(sock: BorrowedFd<'_>, fd: BorrowedFd<'_>) -> Result<(), String> {
     let mut byte = [b'!'];
@@ -277,13 +289,9 @@ pub fn send_fd(sock: BorrowedFd<'_>, fd: BorrowedFd<'_>) -> Result<(), String> {
         iov_len: 1,
     };
     let mut control = FdCmsg([0; 32]);
-    // SAFETY: `msghdr` is plain data; zero is a valid value for each field.
-    let mut msg: libc::msghdr = unsafe { core::mem::zeroed() };
-    msg.msg_iov = &mut iov;
-    msg.msg_iovlen = 1;
-    msg.msg_control = control.0.as_mut_ptr().cast();
     // SAFETY: `CMSG_SPACE` is arithmetic.
-    msg.msg_controllen = unsafe { libc::CMSG_SPACE(size_of::<i32>() as u32) } as usize;
+    let space = unsafe { libc::CMSG_SPACE(size_of::<i32>() as u32) } as usize;
+    let msg = message(&mut iov, &mut control, space);
     // SAFETY: `msg` points at `control`, which has room for one header and an int (32 bytes
     // against CMSG_SPACE(4) = 24), so the first header and its data lie inside it.
     unsafe {
@@ -308,12 +316,7 @@ pub fn recv_fd(sock: BorrowedFd<'_>) -> Result<OwnedFd, String> {
         iov_len: 1,
     };
     let mut control = FdCmsg([0; 32]);
-    // SAFETY: As in `send_fd`.
-    let mut msg: libc::msghdr = unsafe { core::mem::zeroed() };
-    msg.msg_iov = &mut iov;
-    msg.msg_iovlen = 1;
-    msg.msg_control = control.0.as_mut_ptr().cast();
-    msg.msg_controllen = control.0.len();
+    let mut msg = message(&mut iov, &mut control, 32);
     // SAFETY: `msg` and everything it points at live across the call.
     let got = unsafe { libc::recvmsg(sock.as_raw_fd(), &mut msg, libc::MSG_CMSG_CLOEXEC) };
     if got != 1 {
