@@ -32,6 +32,12 @@ pub const ALLOC_STRICT_NODE: u32 = 1 << 2;
 /// Every flag `CONTIGMEM_IOC_ALLOC` knows.
 pub const ALLOC_FLAGS: u32 = ALLOC_UNINIT | ALLOC_HUGE_MAP | ALLOC_STRICT_NODE;
 
+/// Caching modes (`enum contigmem_cache`).
+pub const CACHE_WB: u32 = 0;
+pub const CACHE_WC: u32 = 1;
+pub const CACHE_UC: u32 = 2;
+pub const CACHE_COUNT: u32 = 3;
+
 /// The buffer is physically contiguous.
 pub const INFO_CONTIGUOUS: u32 = 1 << 0;
 /// The buffer was allocated with [`ALLOC_UNINIT`].
@@ -57,7 +63,8 @@ pub struct Version {
     pub live_buffers: u64,
     /// The `CONTIGMEM_ALLOC_*` flags this module knows (0 from modules older than the field).
     pub alloc_flags: u32,
-    pub reserved0: u32,
+    /// Bit `1 << mode` for each caching mode the kernel offers (0 from older modules).
+    pub cache_modes: u32,
     pub reserved: [u64; 1],
 }
 
@@ -69,7 +76,8 @@ pub struct Alloc {
     pub kind: u32,
     pub flags: u32,
     pub node: i32,
-    pub reserved0: u32,
+    /// The caching mode (`CACHE_*`).
+    pub cache: u32,
     pub align: u64,
     /// 0, or a physical address the whole buffer must lie below.
     pub phys_limit: u64,
@@ -103,7 +111,8 @@ pub struct Info {
     pub segments: u64,
     pub mappings: u64,
     pub node: i32,
-    pub reserved0: u32,
+    /// The caching mode (`CACHE_*`).
+    pub cache: u32,
     /// Pages of the buffer that are not on `node`.
     pub off_node_pages: u64,
     /// Live dma-bufs exported from the buffer.
@@ -130,6 +139,26 @@ pub struct Export {
     pub reserved: [u64; 2],
 }
 
+/// `DMA_BUF_SYNC_*` values, for [`Sync::flags`].
+pub const SYNC_READ: u32 = 1 << 0;
+pub const SYNC_WRITE: u32 = 1 << 1;
+pub const SYNC_RW: u32 = SYNC_READ | SYNC_WRITE;
+pub const SYNC_START: u32 = 0;
+pub const SYNC_END: u32 = 1 << 2;
+pub const SYNC_FLAGS: u32 = SYNC_RW | SYNC_END;
+
+/// `struct contigmem_sync`.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Sync {
+    pub id: u64,
+    pub offset: u64,
+    /// Bytes, or 0: to the end of the buffer.
+    pub length: u64,
+    pub flags: u32,
+    pub reserved0: u32,
+}
+
 /// The ioctl type ("magic") of contigmem.
 pub const IOC_MAGIC: u32 = 0xCD;
 
@@ -146,6 +175,7 @@ pub const IOC_ALLOC: u32 = ioc(IOC_READ | IOC_WRITE, 0x11, core::mem::size_of::<
 pub const IOC_FREE: u32 = ioc(IOC_WRITE, 0x12, core::mem::size_of::<Free>());
 pub const IOC_INFO: u32 = ioc(IOC_READ | IOC_WRITE, 0x13, core::mem::size_of::<Info>());
 pub const IOC_EXPORT: u32 = ioc(IOC_READ | IOC_WRITE, 0x14, core::mem::size_of::<Export>());
+pub const IOC_SYNC: u32 = ioc(IOC_WRITE, 0x15, core::mem::size_of::<Sync>());
 
 // The structures have no implicit padding: each size is the sum of its fields.
 const _: () =
@@ -154,3 +184,4 @@ const _: () = assert!(core::mem::size_of::<Alloc>() == 8 + 4 + 4 + 4 + 4 + 8 + 8
 const _: () = assert!(core::mem::size_of::<Free>() == 16);
 const _: () = assert!(core::mem::size_of::<Info>() == 8 + 4 + 4 + 5 * 8 + 4 + 4 + 8 + 8 + 8);
 const _: () = assert!(core::mem::size_of::<Export>() == 8 + 4 + 4 + 16);
+const _: () = assert!(core::mem::size_of::<Sync>() == 3 * 8 + 4 + 4);

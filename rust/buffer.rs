@@ -8,6 +8,7 @@
 //! bytes given back to the caps, when the last reference goes.
 
 use kernel::{
+    new_mutex,
     prelude::*,
     sync::{
         atomic::{
@@ -15,6 +16,7 @@ use kernel::{
             Relaxed, //
         },
         Arc,
+        Mutex, //
     },
     time::{
         Instant,
@@ -40,6 +42,7 @@ use crate::{
         Listed, //
     },
     sys::{
+        dmabuf::SgTable,
         PAGE_SHIFT,
         PUD_SIZE, //
     },
@@ -151,6 +154,7 @@ pub(crate) struct Caps {
 }
 
 /// One buffer.
+#[pin_data]
 pub(crate) struct Buffer {
     pub(crate) id: u64,
     pub(crate) kind: Kind,
@@ -169,6 +173,13 @@ pub(crate) struct Buffer {
     pub(crate) placement: Placement,
     /// Its placement and live VMAs, shared with its registry row.
     facts: Arc<Facts>,
+    /// The attachments of its dma-bufs (the importers' devices): the scatter table of each, by
+    /// the address of its entry (see `dmabuf`). Each dma-buf holds the buffer, and the dma-buf
+    /// core detaches every importer before it releases a dma-buf, so the list is empty by the
+    /// time the buffer drops; were it not (an importer that never detached), its tables are
+    /// unmapped here, before the memory goes.
+    #[pin]
+    pub(crate) attachments: Mutex<KVec<KBox<SgTable>>>,
     // Fields drop in order: the buffer leaves the registry, giving its id back (nothing can
     // name it any more: it is in no file's table and no VMA holds it), so debugfs never shows
     // memory that is being freed; then the memory is freed, and its bytes are given back to the
@@ -213,8 +224,8 @@ impl Buffer {
         let memory = memory?;
         charge.shrink_to(req.size);
         let placement = memory.placement();
-        let buf = Arc::new(
-            Self {
+        let buf = Arc::pin_init(
+            try_pin_init!(Self {
                 id: listed.id(),
                 kind: req.kind,
                 size: req.size,
@@ -225,11 +236,12 @@ impl Buffer {
                 alloc_ns,
                 placement,
                 facts,
+                attachments <- new_mutex!(KVec::new()),
                 _listed: listed,
                 memory,
                 _live: Live::new(req.kind, req.size),
                 _charge: charge,
-            },
+            }),
             GFP_KERNEL,
         )?;
         buf.facts.publish(&buf.placement);

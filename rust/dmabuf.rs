@@ -11,20 +11,20 @@
 //! The dma-buf maps into user space as the buffer does through `/dev/contigmem`, with the same
 //! VMA operations, and into the kernel at the memory's own kernel address (`vmap`).
 //!
+//! The attachments of all the dma-bufs of one buffer are in one list, the buffer's, so that
+//! SYNC on `/dev/contigmem` reaches every device mapping of the buffer, and a CPU access bracket
+//! of any of its dma-bufs syncs them all: they share the memory.
+//!
 //! Lock order: a dma-buf's reservation lock (held by the core around `map_dma_buf` and
-//! `unmap_dma_buf`) -> its attachment list's mutex.
+//! `unmap_dma_buf`) -> its buffer's attachment list's mutex.
 
 use core::ptr::NonNull;
 
 use kernel::{
     bindings,
     mm::virt::VmaNew,
-    new_mutex,
     prelude::*,
-    sync::{
-        Arc,
-        Mutex, //
-    },
+    sync::Arc, //
 };
 
 use crate::{
@@ -38,13 +38,7 @@ use crate::{
 };
 
 /// What a dma-buf's private data points to.
-#[pin_data]
 struct Export {
-    /// The attachments: the scatter table of each, by the address of its entry. Declared
-    /// before `buf`, so that tables an importer left attached are unmapped (a bounced mapping
-    /// copied back) while the memory is still ours.
-    #[pin]
-    attachments: Mutex<KVec<KBox<SgTable>>>,
     /// The buffer, held for as long as the dma-buf lives.
     buf: Arc<Buffer>,
 }
@@ -59,19 +53,11 @@ pub(crate) fn export(
     publish: impl FnOnce(i32) -> Result,
 ) -> Result {
     let size = usize::try_from(buf.size).map_err(|_| E2BIG)?;
-    let export = KBox::pin_init(
-        try_pin_init!(Export {
-            buf,
-            attachments <- new_mutex!(KVec::new()),
-        }),
-        GFP_KERNEL,
-    )?;
+    let export = KBox::new(Export { buf }, GFP_KERNEL)?;
     export.buf.count_dmabuf(false);
-    // SAFETY: The box is never moved out of: `release` turns the pointer back into the pinned
-    // box.
-    let raw = KBox::into_raw(unsafe { Pin::into_inner_unchecked(export) });
-    // SAFETY: `OPS`' callbacks take the private data for a pointer from `KBox::into_raw` of a
-    // pinned `Export`, which `release` takes back; `OPS` is a constant promoted to a static.
+    let raw = KBox::into_raw(export);
+    // SAFETY: `OPS`' callbacks take the private data for a pointer from `KBox::into_raw` of an
+    // `Export`, which `release` takes back; `OPS` is a constant promoted to a static.
     match unsafe { dmabuf::export(&OPS, raw.cast(), size, access, cloexec, publish) } {
         Ok(()) => Ok(()),
         Err((e, true)) => Err(e),
@@ -88,9 +74,9 @@ pub(crate) fn export(
 /// # Safety
 ///
 /// `raw` is the pointer [`export`] made, and nothing uses it any more.
-unsafe fn take(raw: *mut Export) -> Pin<KBox<Export>> {
-    // SAFETY: By the safety requirements `raw` is from `KBox::into_raw` of a pinned box, and ours.
-    let export = unsafe { Pin::new_unchecked(KBox::from_raw(raw)) };
+unsafe fn take(raw: *mut Export) -> KBox<Export> {
+    // SAFETY: By the safety requirements `raw` is from `KBox::into_raw`, and ours.
+    let export = unsafe { KBox::from_raw(raw) };
     export.buf.count_dmabuf(true);
     export
 }
@@ -157,7 +143,7 @@ unsafe extern "C" fn attach(
         Err(e) => return e.to_errno(),
     };
     let key: *const SgTable = &*entry;
-    let mut list = export.attachments.lock();
+    let mut list = export.buf.attachments.lock();
     if let Err(e) = list.push(entry, GFP_KERNEL) {
         return Error::from(e).to_errno();
     }
@@ -195,7 +181,7 @@ unsafe extern "C" fn detach(
 ) {
     // SAFETY: By the safety requirements the dma-buf is ours and live.
     let export = unsafe { export_of(dmabuf) };
-    let mut list = export.attachments.lock();
+    let mut list = export.buf.attachments.lock();
     // SAFETY: The attachment is one of this dma-buf's.
     if let Some(i) = unsafe { find(&list, attachment) } {
         let gone = list.remove(i);
@@ -220,7 +206,7 @@ unsafe extern "C" fn map_dma_buf(
     let Some(dev) = NonNull::new(dev).filter(|_| dmabuf::valid_direction(dir)) else {
         return EINVAL.to_ptr();
     };
-    let mut list = export.attachments.lock();
+    let mut list = export.buf.attachments.lock();
     // SAFETY: The attachment is one of this dma-buf's.
     let Some(i) = (unsafe { find(&list, attachment) }) else {
         return EINVAL.to_ptr();
@@ -247,17 +233,26 @@ unsafe extern "C" fn unmap_dma_buf(
 ) {
     // SAFETY: By the safety requirements the attachment is valid and its dma-buf is ours.
     let export = unsafe { export_of((*attachment).dmabuf) };
-    let mut list = export.attachments.lock();
+    let mut list = export.buf.attachments.lock();
     // SAFETY: The attachment is one of this dma-buf's.
     if let Some(i) = unsafe { find(&list, attachment) } {
         list[i].unmap();
     }
 }
 
-/// Syncs every DMA-mapped attachment for the CPU (`for_cpu`) or back for its device.
-fn sync(export: &Export, for_cpu: bool) {
-    for table in export.attachments.lock().iter_mut() {
+/// Syncs every DMA-mapped attachment of `buf`'s dma-bufs for the CPU (`for_cpu`) or back for
+/// its device.
+fn sync(buf: &Buffer, for_cpu: bool) {
+    for table in buf.attachments.lock().iter_mut() {
         table.sync(for_cpu);
+    }
+}
+
+/// Syncs the part of every DMA-mapped attachment of `buf`'s dma-bufs that holds bytes
+/// `[offset, offset + len)` of the buffer (`len > 0`), for the CPU or back for the devices.
+pub(crate) fn sync_range(buf: &Buffer, offset: u64, len: u64, for_cpu: bool) {
+    for table in buf.attachments.lock().iter_mut() {
+        table.sync_range(offset, len, for_cpu);
     }
 }
 
@@ -272,7 +267,7 @@ unsafe extern "C" fn begin_cpu_access(
     _dir: Direction,
 ) -> core::ffi::c_int {
     // SAFETY: By the safety requirements the dma-buf is ours and live.
-    sync(unsafe { export_of(dmabuf) }, true);
+    sync(&unsafe { export_of(dmabuf) }.buf, true);
     0
 }
 
@@ -286,7 +281,9 @@ unsafe extern "C" fn end_cpu_access(
     _dir: Direction,
 ) -> core::ffi::c_int {
     // SAFETY: By the safety requirements the dma-buf is ours and live.
-    sync(unsafe { export_of(dmabuf) }, false);
+    sync(&unsafe { export_of(dmabuf) }.buf, false);
+    // What the CPU wrote through a write-combining mapping is in memory before a device looks.
+    crate::sys::memory_barrier();
     0
 }
 

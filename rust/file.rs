@@ -66,6 +66,7 @@ use crate::{
     },
     sys::{
         self,
+        Cache,
         PAGE_SHIFT,
         PAGE_SIZE, //
     },
@@ -88,6 +89,8 @@ unsafe impl AsBytes for abi::Version {}
 unsafe impl FromBytes for abi::Export {}
 // SAFETY: As above.
 unsafe impl AsBytes for abi::Export {}
+// SAFETY: As above.
+unsafe impl FromBytes for abi::Sync {}
 
 /// The byte caps from the module parameters (0 means a default: 3/4 of RAM for the total, the
 /// total for a file).
@@ -101,6 +104,15 @@ pub(crate) fn caps() -> Caps {
         mb => mb.saturating_mul(1 << 20).min(total),
     };
     Caps { total, file }
+}
+
+/// Bit `1 << mode` for each caching mode this kernel offers.
+fn cache_modes() -> u32 {
+    if Cache::others_available() {
+        Cache::ALL.iter().fold(0, |m, c| m | 1 << c.to_abi())
+    } else {
+        1 << Cache::WriteBack.to_abi()
+    }
 }
 
 /// The largest buffer of `kind` under `caps`.
@@ -155,6 +167,7 @@ impl MiscDevice for ContigmemFile {
             abi::IOC_FREE => me.free(arg)?,
             abi::IOC_INFO => me.info(arg)?,
             abi::IOC_EXPORT => me.export(file, arg)?,
+            abi::IOC_SYNC => me.sync(arg)?,
             _ => return Err(ENOTTY),
         }
         Ok(0)
@@ -236,7 +249,7 @@ impl ContigmemFile {
             live_bytes,
             live_buffers,
             alloc_flags: abi::ALLOC_FLAGS,
-            reserved0: 0,
+            cache_modes: cache_modes(),
             reserved: [0; 1],
         };
         UserSlice::new(arg, size_of::<abi::Version>())
@@ -247,10 +260,14 @@ impl ContigmemFile {
     /// Checks an ALLOC request and turns it into a back-end [`Request`]; `privileged`: the file
     /// was opened with `CAP_SYS_ADMIN`.
     fn request(a: &abi::Alloc, privileged: bool) -> Result<Request> {
-        if a.reserved0 != 0 || a.reserved1 != 0 || a.flags & !abi::ALLOC_FLAGS != 0 {
+        if a.reserved1 != 0 || a.flags & !abi::ALLOC_FLAGS != 0 {
             return Err(EINVAL);
         }
         let kind = Kind::from_abi(a.kind)?;
+        let cache = Cache::from_abi(a.cache)?;
+        if cache != Cache::WriteBack && !kind.takes_cache() {
+            return Err(EINVAL);
+        }
         if a.size == 0 || (a.node != -1 && !sys::node_online(a.node)) {
             return Err(EINVAL);
         }
@@ -296,11 +313,15 @@ impl ContigmemFile {
             node: a.node,
             strict_node,
             phys_limit: a.phys_limit,
+            cache,
         };
         // What the allocator takes at once (a HUGE range with its alignment slack) must fit
         // the kind's largest size too, or the request could never succeed.
         if req.span() > max {
             return Err(E2BIG);
+        }
+        if cache_modes() & (1 << cache.to_abi()) == 0 {
+            return Err(sys::eopnotsupp());
         }
         Ok(req)
     }
@@ -374,7 +395,7 @@ impl ContigmemFile {
             segments: buf.placement.segments,
             mappings: buf.mappings(),
             node: buf.placement.node,
-            reserved0: 0,
+            cache: buf.memory.cache().to_abi(),
             off_node_pages: buf.placement.off_node,
             dmabufs: buf.dmabufs(),
             reserved: [0; 1],
@@ -405,6 +426,30 @@ impl ContigmemFile {
             e.fd = fd;
             writer.write(&e)
         })
+    }
+
+    /// SYNC: the bracket of a CPU access to a byte range of a buffer, for the device mappings
+    /// of its dma-bufs, then a full barrier (see `CONTIGMEM_IOC_SYNC`).
+    fn sync(&self, arg: UserPtr) -> Result {
+        let s: abi::Sync = UserSlice::new(arg, size_of::<abi::Sync>())
+            .reader()
+            .read()?;
+        if s.reserved0 != 0 || s.flags & !abi::SYNC_FLAGS != 0 || s.flags & abi::SYNC_RW == 0 {
+            return Err(EINVAL);
+        }
+        let buf = self.find(s.id).ok_or(ENOENT)?;
+        let length = match s.length {
+            0 => buf.size.checked_sub(s.offset).ok_or(EINVAL)?,
+            n => n,
+        };
+        match s.offset.checked_add(length) {
+            Some(end) if length > 0 && end <= buf.size => {}
+            _ => return Err(EINVAL),
+        }
+        let for_cpu = s.flags & abi::SYNC_END == 0;
+        dmabuf::sync_range(&buf, s.offset, length, for_cpu);
+        sys::memory_barrier();
+        Ok(())
     }
 
     /// The buffer's physical address, or 0 for a file opened without `CAP_SYS_ADMIN` (the rule
@@ -469,6 +514,32 @@ mod tests {
         let mut a = req(PAGE_SIZE, abi::KIND_PAGES);
         a.node = kernel::bindings::MAX_NUMNODES as i32;
         assert_eq!(check(a), Err(EINVAL));
+    }
+
+    #[test]
+    fn cache_rules() {
+        for kind in [abi::KIND_KMALLOC, abi::KIND_KZALLOC, abi::KIND_VMALLOC] {
+            let mut a = req(PAGE_SIZE, kind);
+            a.cache = abi::CACHE_WC;
+            assert_eq!(check(a), Err(EINVAL));
+            a.cache = abi::CACHE_WB;
+            assert_eq!(check(a), Ok(PAGE_SIZE));
+        }
+        let mut a = req(PAGE_SIZE, abi::KIND_HUGE);
+        a.cache = abi::CACHE_COUNT;
+        assert_eq!(check(a), Err(EINVAL));
+        a.cache = u32::MAX;
+        assert_eq!(check(a), Err(EINVAL));
+        for mode in [abi::CACHE_WC, abi::CACHE_UC] {
+            a.cache = mode;
+            let want = if cache_modes() & (1 << mode) != 0 {
+                Ok(Kind::Huge.granule())
+            } else {
+                Err(sys::eopnotsupp())
+            };
+            assert_eq!(check(a), want);
+        }
+        assert_eq!(cache_modes() & 1, 1);
     }
 
     #[test]

@@ -13,6 +13,10 @@
 #include <linux/sched.h>
 #include <linux/sched/signal.h>
 #include <linux/topology.h>
+#ifdef CONFIG_X86_PAT
+#include <asm/memtype.h>
+#include <asm/set_memory.h>
+#endif
 
 int contigmem_numa_mem_id(void);
 int contigmem_pfn_to_nid(unsigned long pfn);
@@ -28,6 +32,12 @@ struct page *contigmem_pfn_to_page(unsigned long pfn);
 void contigmem_sg_set_page(struct scatterlist *sg, struct page *page, unsigned int len);
 void contigmem_dma_sync_sgtable(struct device *dev, struct sg_table *sgt, int dir, bool for_cpu);
 void contigmem_iosys_map_set_vaddr(struct iosys_map *map, void *vaddr);
+void contigmem_dma_sync_sg(struct device *dev, struct scatterlist *sgl, unsigned int nents,
+			   int dir, bool for_cpu);
+bool contigmem_cache_modes(void);
+int contigmem_set_memory_cache(void *addr, int numpages, int mode);
+void contigmem_vma_set_cache(struct vm_area_struct *vma, int mode);
+void contigmem_mb(void);
 
 /* dma_buf_export() and dma_buf_put() are exported in the DMA_BUF namespace. */
 MODULE_IMPORT_NS("DMA_BUF");
@@ -160,4 +170,88 @@ void contigmem_dma_sync_sgtable(struct device *dev, struct sg_table *sgt, int di
 void contigmem_iosys_map_set_vaddr(struct iosys_map *map, void *vaddr)
 {
 	iosys_map_set_vaddr(map, vaddr);
+}
+
+/*
+ * As contigmem_dma_sync_sgtable(), for the first @nents entries of the mapped list @sgl: the
+ * DMA API syncs whole entries (and, with an IOMMU bouncing through swiotlb, knows it from a mark
+ * on the first entry, so a part of a list always starts there).
+ */
+void contigmem_dma_sync_sg(struct device *dev, struct scatterlist *sgl, unsigned int nents,
+			   int dir, bool for_cpu)
+{
+	if (for_cpu)
+		dma_sync_sg_for_cpu(dev, sgl, nents, dir);
+	else
+		dma_sync_sg_for_device(dev, sgl, nents, dir);
+}
+
+/*
+ * Caching modes: the values of enum contigmem_cache (include/uapi/linux/contigmem.h), which
+ * rust/abi.rs mirrors.
+ */
+#define CONTIGMEM_CACHE_WB	0
+#define CONTIGMEM_CACHE_WC	1
+#define CONTIGMEM_CACHE_UC	2
+
+/*
+ * Whether the kernel can give RAM a caching mode other than write-back: x86 with PAT enabled
+ * (without PAT, set_memory_wc() would make memory uncached, and the user mappings' attributes
+ * would mean something else).
+ */
+bool contigmem_cache_modes(void)
+{
+#ifdef CONFIG_X86_PAT
+	return pat_enabled();
+#else
+	return false;
+#endif
+}
+
+/*
+ * Gives the @numpages pages of the direct map from @addr the caching mode @mode, tracked by PAT
+ * as the pages' memtype (which the kernel's PFN inserts then follow): set_memory_wc(),
+ * set_memory_uc() (uncached-minus), or set_memory_wb() back to write-back, which the memory must
+ * be before it is freed.
+ */
+int contigmem_set_memory_cache(void *addr, int numpages, int mode)
+{
+#ifdef CONFIG_X86_PAT
+	unsigned long a = (unsigned long)addr;
+
+	switch (mode) {
+	case CONTIGMEM_CACHE_WB:
+		return set_memory_wb(a, numpages);
+	case CONTIGMEM_CACHE_WC:
+		return set_memory_wc(a, numpages);
+	case CONTIGMEM_CACHE_UC:
+		return set_memory_uc(a, numpages);
+	}
+	return -EINVAL;
+#else
+	return mode == CONTIGMEM_CACHE_WB ? 0 : -EOPNOTSUPP;
+#endif
+}
+
+/*
+ * Gives the user mappings of a new VMA the caching mode @mode (as drivers do with
+ * pgprot_writecombine() in their mmap): the kernel keeps these bits of vm_page_prot when it
+ * recomputes it (vma_set_page_prot(), mprotect), and every entry inserted takes them.
+ */
+void contigmem_vma_set_cache(struct vm_area_struct *vma, int mode)
+{
+	switch (mode) {
+	case CONTIGMEM_CACHE_WC:
+		vma->vm_page_prot = pgprot_writecombine(vma->vm_page_prot);
+		break;
+	case CONTIGMEM_CACHE_UC:
+		vma->vm_page_prot = pgprot_noncached(vma->vm_page_prot);
+		break;
+	}
+}
+
+/* A full memory barrier (mb(), mfence on x86: it also drains the write-combining buffers). */
+void contigmem_mb(void)
+{
+	mb();
 }

@@ -80,6 +80,8 @@ pub(crate) fn mmap(buf: Arc<Buffer>, vma: &VmaNew, first_page: u64) -> Result {
         _ => return Err(EINVAL),
     }
     vma.set_dontexpand();
+    // Before anything is inserted: every entry takes the mode of the kernel's alias.
+    sys::vma::set_cache(vma, buf.memory.cache());
     let ops = if buf.huge_map {
         // Nothing is mapped now: the fault handlers map PMDs and PUDs where they can.
         sys::vma::set_pfnmap(vma);

@@ -24,6 +24,7 @@ use crate::{
             RawPage,
             SEGMENT_MAX, //
         },
+        Cache,
         PageRun,
         RawAlloc,
         MAX_PAGE_ORDER,
@@ -104,6 +105,13 @@ impl Kind {
         matches!(self, Self::Vmalloc | Self::Pages | Self::Huge)
     }
 
+    /// Whether buffers of this kind may have a caching mode other than write-back: the kinds
+    /// that own whole pages of the direct map. Slab pages hold other objects, and a vmalloc
+    /// buffer has a second kernel alias (its vmalloc area) that `set_memory_*` cannot follow.
+    pub(crate) fn takes_cache(self) -> bool {
+        matches!(self, Kind::Pages | Kind::Huge)
+    }
+
     /// Whether a caller may ask for an alignment beyond the page.
     pub(crate) fn takes_align(self) -> bool {
         matches!(self, Kind::Pages | Kind::Huge)
@@ -138,6 +146,8 @@ pub(crate) struct Request {
     pub(crate) strict_node: bool,
     /// 0, or a physical address the whole buffer lies below (VMALLOC, PAGES, HUGE).
     pub(crate) phys_limit: u64,
+    /// The caching mode (not write-back: PAGES and HUGE only).
+    pub(crate) cache: Cache,
 }
 
 impl Request {
@@ -185,7 +195,7 @@ impl Memory {
     /// cgroup where the allocator allows it, and failing (without a warning, without invoking
     /// the OOM killer) rather than taking memory by force.
     pub(crate) fn alloc(req: &Request) -> Result<Self> {
-        let mem = Self::alloc_on_node(req)?;
+        let mut mem = Self::alloc_on_node(req)?;
         if req.strict_node {
             // `__GFP_THISNODE` does the work; this holds the promise should an allocator ever
             // drop the flag (vmalloc's `GFP_VMALLOC_SUPPORTED` does not list it; only the
@@ -201,7 +211,22 @@ impl Memory {
         if req.phys_limit != 0 && mem.end_pfn() > req.phys_limit >> PAGE_SHIFT {
             return Err(ENOMEM);
         }
+        if req.cache != Cache::WriteBack {
+            match &mut mem {
+                // Before anything maps it: the user mappings take the same mode.
+                Self::Pages(run) => run.set_cache(req.cache)?,
+                _ => return Err(EINVAL),
+            }
+        }
         Ok(mem)
+    }
+
+    /// The caching mode of the memory: the same for its kernel alias and every user mapping.
+    pub(crate) fn cache(&self) -> Cache {
+        match self {
+            Self::Pages(run) => run.cache(),
+            _ => Cache::WriteBack,
+        }
     }
 
     fn alloc_on_node(req: &Request) -> Result<Self> {
@@ -638,6 +663,7 @@ mod tests {
             node: -1,
             strict_node: false,
             phys_limit: 0,
+            cache: Cache::WriteBack,
         };
         // 4 MiB aligned to 2 GiB: 2 GiB are isolated and migrated, then all but 4 MiB freed.
         assert_eq!(req(Kind::Huge, 4 << 20, 2 << 30).span(), 2 << 30);

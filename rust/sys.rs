@@ -7,6 +7,8 @@
 
 use core::ptr::NonNull;
 
+use crate::abi;
+
 use kernel::{
     bindings,
     iov::{
@@ -92,6 +94,98 @@ extern "C" {
         page: *mut bindings::page,
     ) -> bindings::vm_fault_t;
     fn contigmem_folio_hwpoisoned(head: *mut bindings::page) -> bool;
+    fn contigmem_cache_modes() -> bool;
+    fn contigmem_set_memory_cache(
+        addr: *mut core::ffi::c_void,
+        numpages: core::ffi::c_int,
+        mode: core::ffi::c_int,
+    ) -> core::ffi::c_int;
+    fn contigmem_vma_set_cache(vma: *mut bindings::vm_area_struct, mode: core::ffi::c_int);
+    fn contigmem_mb();
+}
+
+/// A caching mode of memory (`enum contigmem_cache`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Cache {
+    /// Write-back: normal cached memory.
+    WriteBack,
+    /// Write-combining (PAT WC).
+    WriteCombining,
+    /// Uncached (PAT UC-).
+    Uncached,
+}
+
+impl Cache {
+    /// Every mode, in ABI order.
+    pub(crate) const ALL: [Cache; abi::CACHE_COUNT as usize] =
+        [Cache::WriteBack, Cache::WriteCombining, Cache::Uncached];
+
+    /// The mode with ABI number `raw`, or `EINVAL`.
+    pub(crate) fn from_abi(raw: u32) -> Result<Self> {
+        Self::ALL.get(raw as usize).copied().ok_or(EINVAL)
+    }
+
+    /// The ABI number of this mode (the value `helpers.c` takes too).
+    pub(crate) fn to_abi(self) -> u32 {
+        self as u32
+    }
+
+    /// Whether the kernel can give RAM modes other than write-back (x86 with PAT enabled).
+    pub(crate) fn others_available() -> bool {
+        // SAFETY: Reads a boot-time setting.
+        unsafe { contigmem_cache_modes() }
+    }
+}
+
+/// `EOPNOTSUPP` (the kernel crate lists `ENOTSUPP`, the kernel-internal 524 that userspace does
+/// not know).
+pub(crate) fn eopnotsupp() -> Error {
+    Error::from_errno(-(bindings::EOPNOTSUPP as i32))
+}
+
+/// Gives the direct map of `pages` pages from `addr` the mode `mode` (write-back: back to
+/// normal), as the pages' PAT memtype too, [`CACHE_CHUNK`] pages at a time with a reschedule
+/// point between two: the kernel flushes the caches of every page it changes, with no
+/// reschedule point of its own, which for a 64 GiB buffer in one call would hold the CPU for
+/// seconds. Stops at the first failure, with the pages before it changed.
+///
+/// # Safety
+///
+/// `addr` must be the direct-map address of `pages` physically contiguous pages the caller
+/// owns, none of them mapped anywhere else with a different mode.
+unsafe fn set_memory_cache(addr: NonNull<u8>, pages: usize, mode: Cache) -> Result {
+    let mut done = 0;
+    while done < pages {
+        if done > 0 {
+            cond_resched();
+        }
+        let n = CACHE_CHUNK.min(pages - done);
+        // SAFETY: By the safety requirements the range is direct-mapped memory we own, and
+        // `[done, done + n)` lies inside it; the call changes only the attributes of those pages
+        // (splitting large direct-map pages where needed).
+        let ret = unsafe {
+            contigmem_set_memory_cache(
+                addr.as_ptr().add(done << PAGE_SHIFT).cast(),
+                n as core::ffi::c_int,
+                mode.to_abi() as _,
+            )
+        };
+        if ret != 0 {
+            return Err(Error::from_errno(ret));
+        }
+        done += n;
+    }
+    Ok(())
+}
+
+/// The pages [`set_memory_cache`] changes with one call: 4 MiB.
+const CACHE_CHUNK: usize = 1 << MAX_PAGE_ORDER;
+
+/// A full memory barrier: `mb()` (on x86 `mfence`, which drains the write-combining buffers
+/// too).
+pub(crate) fn memory_barrier() {
+    // SAFETY: A barrier instruction, valid anywhere.
+    unsafe { contigmem_mb() }
 }
 
 /// `NUMA_NO_NODE`: no node asked for; the allocators follow the task's memory policy.
@@ -381,6 +475,9 @@ pub(crate) struct PageRun {
     pfn: u64,
     count: usize,
     folios: usize,
+    /// The caching mode given to the run's direct map (and PAT memtype) by
+    /// [`PageRun::set_cache`], put back to write-back before the pages are freed.
+    cache: Cache,
 }
 
 // SAFETY: A `PageRun` owns its pages exclusively; pages may be freed from any thread.
@@ -445,6 +542,7 @@ impl PageRun {
             pfn,
             count,
             folios: 0,
+            cache: Cache::WriteBack,
         })
     }
 
@@ -473,6 +571,7 @@ impl PageRun {
             pfn,
             count: 1 << PMD_ORDER,
             folios: 1,
+            cache: Cache::WriteBack,
         })
     }
 
@@ -532,6 +631,7 @@ impl PageRun {
             pfn: base_pfn + head as u64,
             count,
             folios: 0,
+            cache: Cache::WriteBack,
         })
     }
 
@@ -720,10 +820,50 @@ impl PageRun {
     pub(crate) fn count(&self) -> usize {
         self.count
     }
+
+    /// The caching mode of the run.
+    pub(crate) fn cache(&self) -> Cache {
+        self.cache
+    }
+
+    /// Gives the run's direct-map alias (and PAT memtype) the caching mode `mode`, for as long
+    /// as the run lives; the run must be write-back and mapped nowhere else yet. The kernel
+    /// flushes the caches of the range as it changes the attribute, so the zeroes written
+    /// through the cache reach memory. A failure may leave part of the range changed: the run
+    /// counts as changed then, and its drop puts it all back.
+    pub(crate) fn set_cache(&mut self, mode: Cache) -> Result {
+        if self.cache != Cache::WriteBack {
+            return Err(EBUSY);
+        }
+        if mode == Cache::WriteBack {
+            return Ok(());
+        }
+        self.cache = mode;
+        // SAFETY: `kaddr` is the direct-map address of the run's `count` contiguous pages, ours
+        // by the type invariant; the caller maps them nowhere yet.
+        unsafe { set_memory_cache(self.kaddr(), self.count, mode) }
+    }
 }
 
 impl Drop for PageRun {
     fn drop(&mut self) {
+        if self.cache != Cache::WriteBack {
+            // No VMA maps the run any more (each holds the buffer that owns it); the pages must
+            // be write-back again before the allocator hands them out. Should that fail they
+            // are never freed: a page the next owner maps write-back while the kernel's alias
+            // is not would break PAT's one-mode rule.
+            // SAFETY: As in `set_cache`: the run's own direct-map range.
+            if let Err(e) = unsafe { set_memory_cache(self.kaddr(), self.count, Cache::WriteBack) }
+            {
+                pr_err!(
+                    "cannot make {} pages from pfn {:#x} write-back again ({:?}): leaked\n",
+                    self.count,
+                    self.pfn,
+                    e
+                );
+                return;
+            }
+        }
         let folio = 1usize << PMD_ORDER;
         for k in 0..self.folios {
             if k % 64 == 63 {
@@ -862,6 +1002,17 @@ pub(crate) mod vma {
         // SAFETY: The VMA is being set up in the mmap callback and is not shared yet (as in
         // `VmaNew::update_flags`); these flags are valid for a driver mapping.
         unsafe { (*vma.as_ptr()).__bindgen_anon_2.vm_flags |= set };
+    }
+
+    /// Gives the user mappings of the new VMA the caching mode `mode`: every entry inserted
+    /// from now on (at mmap, on fault, as PTEs, PMDs or PUDs) takes it, and the kernel keeps it
+    /// when it recomputes the VMA's protection (mprotect).
+    pub(crate) fn set_cache(vma: &VmaNew, mode: Cache) {
+        if mode != Cache::WriteBack {
+            // SAFETY: The VMA is being set up in the mmap callback and is not shared yet (as in
+            // `set_pfnmap`); nothing is mapped in it yet.
+            unsafe { contigmem_vma_set_cache(vma.as_ptr(), mode.to_abi() as _) };
+        }
     }
 
     /// Marks the new VMA `VM_HUGEPAGE` (as MADV_HUGEPAGE would): with transparent huge pages

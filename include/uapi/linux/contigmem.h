@@ -59,6 +59,23 @@ enum contigmem_kind {
 #define CONTIGMEM_ALLOC_FLAGS	(CONTIGMEM_ALLOC_UNINIT | CONTIGMEM_ALLOC_HUGE_MAP | \
 				 CONTIGMEM_ALLOC_STRICT_NODE)
 
+/*
+ * Caching modes (contigmem_alloc.cache, contigmem_info.cache). PAGES and HUGE only (EINVAL for
+ * the other kinds: slab pages are shared with other objects, and a vmalloc buffer's own kernel
+ * alias would keep write-back). On x86 the kernel's direct-map alias of the pages takes the same
+ * attribute for the buffer's life (set_memory_wc/set_memory_uc, back to write-back before the
+ * pages are freed), so every mapping of a page agrees under PAT: the user mappings, the
+ * dma-buf's mappings and vmap, and read()/write(). contigmem_version.cache_modes has bit
+ * (1 << mode) set for each mode the running kernel offers (write-back only without PAT; the
+ * others get EOPNOTSUPP there).
+ */
+enum contigmem_cache {
+	CONTIGMEM_CACHE_WB = 0,		/* write-back: normal cached memory (the default) */
+	CONTIGMEM_CACHE_WC = 1,		/* write-combining: uncached, writes merged (PAT WC) */
+	CONTIGMEM_CACHE_UC = 2,		/* uncached (PAT UC-) */
+	CONTIGMEM_CACHE_COUNT = 3,
+};
+
 /* contigmem_info.flags */
 #define CONTIGMEM_INFO_CONTIGUOUS	(1U << 0)	/* physically contiguous */
 #define CONTIGMEM_INFO_UNINIT		(1U << 1)	/* allocated with CONTIGMEM_ALLOC_UNINIT */
@@ -76,7 +93,7 @@ struct contigmem_version {
 	__u64 live_bytes;		/* out: bytes held by all buffers, freed-but-mapped included */
 	__u64 live_buffers;		/* out: buffers whose memory is still held */
 	__u32 alloc_flags;		/* out: the CONTIGMEM_ALLOC_* flags this module knows */
-	__u32 reserved0;		/* out: zero */
+	__u32 cache_modes;		/* out: bit (1 << mode) for each enum contigmem_cache offered */
 	__u64 reserved[1];		/* out: zero */
 };
 
@@ -85,7 +102,7 @@ struct contigmem_alloc {
 	__u32 kind;		/* in: enum contigmem_kind */
 	__u32 flags;		/* in: CONTIGMEM_ALLOC_* */
 	__s32 node;		/* in: NUMA node, or -1: the task's policy (see STRICT_NODE) */
-	__u32 reserved0;	/* in: zero */
+	__u32 cache;		/* in: enum contigmem_cache (0: write-back) */
 	__u64 align;		/* in: 0, or a power of two >= page size (PAGES, HUGE only) */
 	/*
 	 * in: 0, or a physical address the whole buffer must lie below, for a device that cannot
@@ -118,7 +135,7 @@ struct contigmem_info {
 	__u64 segments;		/* out: number of physically contiguous runs */
 	__u64 mappings;		/* out: number of live user mappings (VMAs) */
 	__s32 node;		/* out: NUMA node of the first page */
-	__u32 reserved0;	/* out: zero */
+	__u32 cache;		/* out: enum contigmem_cache */
 	__u64 off_node_pages;	/* out: pages of the buffer not on that node (0: all on it) */
 	__u64 dmabufs;		/* out: live dma-bufs exported from it (CONTIGMEM_IOC_EXPORT) */
 	__u64 reserved[1];	/* out: zero */
@@ -140,11 +157,38 @@ struct contigmem_export {
 	__u64 reserved[2];	/* in: zero */
 };
 
+/*
+ * CONTIGMEM_IOC_SYNC: the bracket of a CPU access to bytes [offset, offset + length) of a buffer
+ * (length 0: to its end), with the flags and meaning of DMA_BUF_IOCTL_SYNC (<linux/dma-buf.h>):
+ * CONTIGMEM_SYNC_START before the CPU reads or writes what a device wrote, CONTIGMEM_SYNC_END
+ * after, before a device uses it, with CONTIGMEM_SYNC_READ and/or CONTIGMEM_SYNC_WRITE for what
+ * the CPU does. It syncs every device mapping of the buffer's dma-bufs that covers the range
+ * (dma_sync_sg_for_cpu/for_device, whole scatterlist segments: where the DMA API bounces
+ * through swiotlb or maintains caches) and ends with a full memory barrier (on x86, mfence:
+ * write-combining buffers drained). On cache-coherent x86 with no bouncing that barrier is all
+ * it does. A dma-buf's own DMA_BUF_IOCTL_SYNC syncs the same device mappings.
+ */
+#define CONTIGMEM_SYNC_READ	(1U << 0)
+#define CONTIGMEM_SYNC_WRITE	(1U << 1)
+#define CONTIGMEM_SYNC_RW	(CONTIGMEM_SYNC_READ | CONTIGMEM_SYNC_WRITE)
+#define CONTIGMEM_SYNC_START	0U
+#define CONTIGMEM_SYNC_END	(1U << 2)
+#define CONTIGMEM_SYNC_FLAGS	(CONTIGMEM_SYNC_RW | CONTIGMEM_SYNC_END)
+
+struct contigmem_sync {
+	__u64 id;		/* in: a buffer of this file */
+	__u64 offset;		/* in: first byte */
+	__u64 length;		/* in: bytes, or 0: to the end of the buffer */
+	__u32 flags;		/* in: CONTIGMEM_SYNC_*: READ and/or WRITE, START or END */
+	__u32 reserved0;	/* in: zero */
+};
+
 #define CONTIGMEM_IOC_MAGIC	0xCD
 #define CONTIGMEM_IOC_VERSION	_IOR(CONTIGMEM_IOC_MAGIC, 0x10, struct contigmem_version)
 #define CONTIGMEM_IOC_ALLOC	_IOWR(CONTIGMEM_IOC_MAGIC, 0x11, struct contigmem_alloc)
 #define CONTIGMEM_IOC_FREE	_IOW(CONTIGMEM_IOC_MAGIC, 0x12, struct contigmem_free)
 #define CONTIGMEM_IOC_INFO	_IOWR(CONTIGMEM_IOC_MAGIC, 0x13, struct contigmem_info)
 #define CONTIGMEM_IOC_EXPORT	_IOWR(CONTIGMEM_IOC_MAGIC, 0x14, struct contigmem_export)
+#define CONTIGMEM_IOC_SYNC	_IOW(CONTIGMEM_IOC_MAGIC, 0x15, struct contigmem_sync)
 
 #endif /* _UAPI_LINUX_CONTIGMEM_H */

@@ -32,6 +32,10 @@ pub struct Report {
     /// debugfs `buffers` read whole (absent from reports made before the field).
     #[serde(default)]
     pub scale: Scale,
+    /// Caching modes (WB, WC, UC) of PAGES and HUGE buffers: map+touch, writes through the
+    /// mapping and through pwrite() (absent from reports made before the field).
+    #[serde(default)]
+    pub cache: CacheModes,
 }
 
 /// Where and how the run was made.
@@ -265,4 +269,77 @@ pub struct DebugfsRead {
     pub lines: u64,
     /// read() calls that returned data.
     pub reads: u64,
+}
+
+/// The caching modes of the ABI, each tried on PAGES and HUGE buffers. TCG does not model
+/// caches: under it the times of the modes say nothing about them, while the faults, the bytes
+/// written and the mode INFO reports are exact.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+#[serde(default)]
+pub struct CacheModes {
+    /// The modes VERSION `cache_modes` listed ("wb", "wc", "uc"), in ABI order; empty from a
+    /// module before the field, which takes write-back only.
+    pub offered: Vec<String>,
+    /// One row per kind and mode of the ABI, offered or not: a mode the kernel does not offer
+    /// has `offered: false` and the reason, not a missing row.
+    pub points: Vec<CachePoint>,
+    /// Seconds the section took, the filling of its source memory included.
+    pub seconds: f64,
+}
+
+/// One caching mode of one kind. Every round allocates a fresh buffer with the mode, maps it
+/// and writes one byte in every 4 KiB page, writes it whole through the mapping (memcpy from
+/// user memory), then whole with pwrite() on the device, and checks through the mapping that
+/// pwrite()'s bytes are there. The rounds take the modes in turn (wb, wc, uc, wb, ...), so
+/// that a drift of the guest's speed falls on every mode alike. Times are the best of the
+/// rounds; a row that did not run has `ok: false` and its numbers are 0.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+#[serde(default)]
+pub struct CachePoint {
+    /// "pages" or "huge".
+    pub kind: String,
+    /// The mode asked of ALLOC: "wb", "wc" or "uc".
+    pub mode: String,
+    /// Bytes of the buffer.
+    pub size: u64,
+    /// Whether VERSION `cache_modes` lists the mode (write-back always counts as offered).
+    pub offered: bool,
+    /// Whether at least one round ran.
+    pub ok: bool,
+    /// Why no round ran, or what stopped a later one.
+    pub error: Option<String>,
+    /// Rounds measured, and planned.
+    pub rounds: u32,
+    pub rounds_planned: u32,
+    /// The mode INFO reported for the buffers: the one asked, unless a round's buffer reported
+    /// another (then that one). None when no buffer was allocated.
+    pub info_mode: Option<String>,
+    /// In-kernel allocation time (ALLOC's `alloc_ns`: the pages, the zeroing and setting the
+    /// mode on the kernel's alias).
+    pub alloc_ns: u64,
+    /// Time of the mmap call, and of writing one byte in every 4 KiB page.
+    pub map_ns: u64,
+    pub touch_ns: u64,
+    /// Page faults (minor + major, getrusage) of mmap + touch: the most a round took.
+    pub faults: u64,
+    /// 4 KiB-faulting baseline for this size: size / 4096.
+    pub faults_4k: u64,
+    /// Page faults taken while writing the buffer whole both ways and checking it, after the
+    /// touch: the most a round took (0 when the touch mapped every page).
+    pub write_faults: u64,
+    /// Writing the whole buffer through the mapping, in memcpys of `chunk` bytes.
+    pub mmap_write_ns: u64,
+    pub mmap_write_mib_per_s: f64,
+    /// Writing the whole buffer with pwrite() calls of `chunk` bytes on the device (through the
+    /// kernel's alias, in the same mode).
+    pub pwrite_ns: u64,
+    pub pwrite_mib_per_s: f64,
+    /// Bytes per memcpy and per pwrite() call.
+    pub chunk: u64,
+    /// Time of munmap plus FREE (which gives the kernel's alias write-back again).
+    pub unmap_ns: u64,
+    /// Bytes stored through the mapping over all rounds (the touch not counted).
+    pub mmap_bytes: u64,
+    /// Bytes pwrite() reported written over all rounds.
+    pub pwrite_bytes: u64,
 }

@@ -10,7 +10,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 
 use contigmem_bench::report::{
     self, format,
-    markdown::{KVM_STATEMENT, TCG_STATEMENT},
+    markdown::{CACHE_KVM_STATEMENT, CACHE_TCG_STATEMENT, KVM_STATEMENT, TCG_STATEMENT},
 };
 use contigmem_bench::schema::{Report, JSON_MARKER};
 
@@ -600,10 +600,12 @@ fn a_report_without_the_scale_section_still_parses() {
         "alloc":[],"limits":[],"map_touch":[],"transfer":[],"one_vs_many":[]}"#;
     let report = report::parse_json(json, "old").expect("an old report parses");
     assert_eq!(report.scale, Default::default());
+    assert_eq!(report.cache, Default::default());
     let dir = TempDir::new("old");
     report::render(&report, dir.path()).expect("renders");
     let md = fs::read_to_string(dir.path().join("report.md")).expect("report.md");
     assert!(md.contains("Not measured: the report has no many-buffer points."));
+    assert!(md.contains("### Cache modes\n\nNot measured.\n"), "{md}");
 }
 
 #[test]
@@ -624,4 +626,160 @@ fn holds_the_default_mappings_to_their_peers_phase_by_phase() {
     assert!(answer.contains(
         "1 GiB: contigmem-vmalloc vs dmabuf-system: not measured (contigmem-vmalloc did not run; dmabuf-system ran)"
     ));
+}
+
+/// The cache-mode section of report.md.
+fn cache_section(md: &str) -> &str {
+    section(md, "### Cache modes", "### One mapping vs many")
+}
+
+#[test]
+fn cache_modes_are_labelled_and_compared_with_write_back() {
+    let report = fixture_report();
+    let (_dir, md) = render_fixture("cache");
+    let tables = cache_section(&md);
+    // The label comes first, before any number.
+    let label = tables.find(CACHE_TCG_STATEMENT).expect("the TCG label");
+    assert!(label < tables.find('|').expect("a table"), "{tables}");
+    assert!(
+        tables.contains("VERSION offered: `wb`, `wc`, `uc`."),
+        "{tables}"
+    );
+    assert!(tables.contains("The section took 8.40 s."), "{tables}");
+    assert_eq!(
+        report.cache.points.len(),
+        6,
+        "pages and huge, three modes each"
+    );
+    for p in &report.cache.points {
+        let wb = report
+            .cache
+            .points
+            .iter()
+            .find(|w| w.kind == p.kind && w.mode == "wb")
+            .expect("write-back in the fixture");
+        let counted = format!(
+            "| {} | {} | {} | ok | {} | 3 of 3 | {} | {} | 0 | {} | {} |",
+            p.kind,
+            format::size(p.size),
+            p.mode,
+            p.mode,
+            p.faults,
+            format::count(p.faults_4k),
+            format::size(p.mmap_bytes),
+            format::size(p.pwrite_bytes)
+        );
+        assert!(tables.contains(&counted), "missing {counted:?} in {tables}");
+        let map_touch = |c: &contigmem_bench::schema::CachePoint| (c.map_ns + c.touch_ns) as f64;
+        let timed = format!(
+            "| {} | {} | {} | {} | {:.2}× | {} | {:.2}× | {} | {:.2}× | {} | {:.2}× | {} | \
+             {:.2}× |",
+            p.kind,
+            format::size(p.size),
+            p.mode,
+            format::duration(p.alloc_ns),
+            p.alloc_ns as f64 / wb.alloc_ns as f64,
+            format::duration(p.map_ns + p.touch_ns),
+            map_touch(p) / map_touch(wb),
+            format::rate(p.mmap_write_mib_per_s),
+            p.mmap_write_mib_per_s / wb.mmap_write_mib_per_s,
+            format::rate(p.pwrite_mib_per_s),
+            p.pwrite_mib_per_s / wb.pwrite_mib_per_s,
+            format::duration(p.unmap_ns),
+            p.unmap_ns as f64 / wb.unmap_ns as f64,
+        );
+        assert!(tables.contains(&timed), "missing {timed:?} in {tables}");
+    }
+    assert!(
+        tables.contains("| huge | 64 MiB | wc | 305.00 ms | 1.04× |"),
+        "{tables}"
+    );
+    assert!(tables.contains("- INFO reported the mode asked for every buffer measured."));
+    assert!(tables.contains(
+        "- huge 64 MiB: every mode took the faults of write-back at map+touch (32 faults)."
+    ));
+    assert!(!tables.contains("Not offered"), "{tables}");
+}
+
+#[test]
+fn cache_modes_say_what_was_not_offered_applied_or_finished() {
+    let mut report = fixture_report();
+    let why = "not offered by this kernel: VERSION cache_modes lists wb, wc (WC and UC need \
+               x86 PAT)";
+    report.cache.offered = vec!["wb".into(), "wc".into()];
+    for p in &mut report.cache.points {
+        match (p.kind.as_str(), p.mode.as_str()) {
+            (_, "uc") => {
+                *p = contigmem_bench::schema::CachePoint {
+                    kind: p.kind.clone(),
+                    mode: p.mode.clone(),
+                    size: p.size,
+                    faults_4k: p.faults_4k,
+                    rounds_planned: 3,
+                    error: Some(why.into()),
+                    ..Default::default()
+                }
+            }
+            ("huge", "wc") => {
+                p.info_mode = Some("wb".into());
+                p.faults = 16_384;
+            }
+            ("pages", "wc") => {
+                p.rounds = 2;
+                p.error = Some("ALLOC: ENOMEM".into());
+            }
+            _ => {}
+        }
+    }
+    let dir = TempDir::new("cache-missing");
+    report::render(&report, dir.path()).expect("renders");
+    let md = fs::read_to_string(dir.path().join("report.md")).expect("report.md");
+    let tables = cache_section(&md);
+    assert!(tables.contains("VERSION offered: `wb`, `wc`."), "{tables}");
+    assert!(
+        tables.contains(&format!(
+            "| huge | 64 MiB | uc | {why} | — | — | — | 16,384 |"
+        )),
+        "{tables}"
+    );
+    assert!(
+        tables.contains("| huge | 64 MiB | uc | — | — | — | — |"),
+        "{tables}"
+    );
+    assert!(tables.contains("- Not offered by this kernel, so not measured: uc."));
+    assert!(
+        tables.contains("| huge | 64 MiB | wc | ok | **wb (asked wc)** |"),
+        "{tables}"
+    );
+    assert!(tables.contains("- **INFO reported another mode than the one asked: huge wc got wb.**"));
+    assert!(tables.contains(
+        "- **huge 64 MiB: map+touch faults differ from write-back's 32: wc 16384 faults.**"
+    ));
+    assert!(
+        tables.contains("| pages | 4 MiB | wc | ok, 2 of 3 rounds; then: ALLOC: ENOMEM |"),
+        "{tables}"
+    );
+
+    // No mode measured at all, under KVM: its own label, and nothing compared.
+    report.meta.accel = "kvm".into();
+    for p in &mut report.cache.points {
+        p.ok = false;
+        p.error.get_or_insert_with(|| "ALLOC: EOPNOTSUPP".into());
+    }
+    report::render(&report, dir.path()).expect("renders");
+    let md = fs::read_to_string(dir.path().join("report.md")).expect("report.md");
+    let tables = cache_section(&md);
+    assert!(tables.contains(CACHE_KVM_STATEMENT), "{tables}");
+    assert!(!tables.contains(CACHE_TCG_STATEMENT), "{tables}");
+    assert!(
+        tables.contains("| huge | 64 MiB | wb | error: ALLOC: EOPNOTSUPP |"),
+        "{tables}"
+    );
+    assert!(tables.contains("- No mode was measured."), "{tables}");
+    assert!(
+        !tables
+            .lines()
+            .any(|l| l.starts_with('|') && l.contains('×')),
+        "a ratio from no data: {tables}"
+    );
 }

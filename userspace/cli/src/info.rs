@@ -6,6 +6,8 @@ use std::path::Path;
 
 use contigmem::debugfs::{self, KindStats};
 use contigmem::numa::{self, Node};
+#[cfg(test)]
+use contigmem::Cache;
 use contigmem::{format_size, DebugfsCause, Device, Error, Kind, Version};
 use serde::Serialize;
 
@@ -96,6 +98,7 @@ fn print_human(report: &Info) {
         v.abi_version, report.tool_abi_version
     );
     println!("page size:     {}", format_size(v.page_size));
+    println!("cache modes:   {}", cache_modes(v));
     println!("global cap:    {}", format_size(v.max_total_bytes));
     println!("per-file cap:  {}", format_size(v.max_file_bytes));
     println!(
@@ -114,6 +117,15 @@ fn print_human(report: &Info) {
         (None, Some(why)) => println!("NUMA nodes: ({why})"),
         (None, None) => {}
     }
+}
+
+/// The caching modes the module offers (`alloc --cache`).
+fn cache_modes(v: &Version) -> String {
+    if v.cache_modes.is_empty() {
+        return "wb (a module older than caching modes)".into();
+    }
+    let names: Vec<&str> = v.cache_modes.iter().map(|c| c.name()).collect();
+    names.join(", ")
 }
 
 /// One row per online NUMA node: its memory and how much of it is free.
@@ -181,7 +193,20 @@ mod tests {
             live_bytes: 0,
             live_buffers: 0,
             alloc_flags: contigmem::abi::ALLOC_FLAGS,
+            cache_modes: Cache::ALL.to_vec(),
         }
+    }
+
+    #[test]
+    fn the_cache_modes_are_listed() {
+        let mut v = version();
+        assert_eq!(cache_modes(&v), "wb, wc, uc");
+        v.cache_modes = vec![Cache::Wb];
+        assert_eq!(cache_modes(&v), "wb");
+        v.cache_modes.clear();
+        assert_eq!(cache_modes(&v), "wb (a module older than caching modes)");
+        let json = serde_json::to_value(version()).expect("serialisable");
+        assert_eq!(json["cache_modes"], serde_json::json!(["wb", "wc", "uc"]));
     }
 
     #[test]

@@ -4,6 +4,8 @@
 
 mod alloc;
 mod demo;
+mod export;
+mod failure;
 mod info;
 mod ls;
 mod probe;
@@ -15,8 +17,10 @@ use std::process::ExitCode;
 
 use clap::builder::{PossibleValuesParser, TypedValueParser};
 use clap::{Parser, Subcommand};
-use contigmem::{parse_size, AllocOptions, Device, Kind};
+use contigmem::{parse_size, Cache, Device, Kind};
 use serde::Serialize;
+
+use crate::failure::Failure;
 
 /// Memory from the kernel's allocators, mapped through /dev/contigmem.
 #[derive(Parser)]
@@ -40,6 +44,14 @@ fn kind_parser() -> impl TypedValueParser<Value = Kind> {
     PossibleValuesParser::new(Kind::ALL.map(Kind::name)).map(|name| {
         name.parse::<Kind>()
             .expect("the possible values are kind names")
+    })
+}
+
+/// `--cache`: the caching mode names, with completion and a clear error.
+fn cache_parser() -> impl TypedValueParser<Value = Cache> {
+    PossibleValuesParser::new(Cache::ALL.map(Cache::name)).map(|name| {
+        name.parse::<Cache>()
+            .expect("the possible values are cache mode names")
     })
 }
 
@@ -67,30 +79,10 @@ enum Command {
         Examples:\n  contigmem alloc --kind huge --size 1G\n  \
         contigmem alloc --kind pages --size 2M --align 2M --hold 60\n  \
         contigmem alloc --kind vmalloc --size 256M --node 1 --strict-node\n  \
-        contigmem alloc --kind kmalloc --size 64K --uninit --json")]
-    Alloc {
-        /// The allocator.
-        #[arg(long, value_parser = kind_parser())]
-        kind: Kind,
-        /// Bytes to allocate, rounded up to whole pages.
-        #[arg(long, value_parser = parse_size)]
-        size: u64,
-        /// Do not zero the memory (root only).
-        #[arg(long)]
-        uninit: bool,
-        /// Prefer this NUMA node (default: the local node of the CPU the call runs on).
-        #[arg(long)]
-        node: Option<u32>,
-        /// Allocate on --node only: fail (ENOMEM) rather than take another node's memory.
-        #[arg(long, requires = "node")]
-        strict_node: bool,
-        /// Physical alignment: a power of two >= the page size (pages and huge only).
-        #[arg(long, value_parser = parse_size)]
-        align: Option<u64>,
-        /// Keep the buffer allocated and mapped for this many seconds before freeing it.
-        #[arg(long, value_name = "SECONDS")]
-        hold: Option<u64>,
-    },
+        contigmem alloc --kind kmalloc --size 64K --uninit --json\n  \
+        contigmem alloc --kind huge --size 64M --cache wc --below 4G --export\n  \
+        contigmem alloc --kind pages --size 4M --export --hold 60")]
+    Alloc(alloc::Args),
     /// Check through /proc/self/pagemap that a buffer is as contiguous as INFO says (root).
     #[command(
         after_help = "Fails (exit status 1) on any mismatch; frame numbers need root.\n\n\
@@ -134,36 +126,16 @@ impl Output {
 }
 
 /// Runs the command: `Ok(false)` when it ran but found a failure.
-fn run(cli: &Cli) -> Result<bool, contigmem::Error> {
+fn run(cli: &Cli) -> Result<bool, Failure> {
     let out = Output { json: cli.json };
     let open = || Device::open_path(&cli.device);
-    match cli.command {
-        Command::Info => info::run(&cli.device, out).map(|()| true),
-        Command::Ls => ls::run(out).map(|()| true),
-        Command::Alloc {
-            kind,
-            size,
-            uninit,
-            node,
-            strict_node,
-            align,
-            hold,
-        } => {
-            let args = alloc::Args {
-                kind,
-                size,
-                options: AllocOptions::new()
-                    .uninit(uninit)
-                    .node(node)
-                    .strict_node(strict_node)
-                    .align(align.unwrap_or(0)),
-                hold,
-            };
-            alloc::run(&open()?, &args, out)
-        }
-        Command::Verify { kind, size } => verify::run(&open()?, kind, size, out),
-        Command::Demo { huge_size } => demo::run(&open()?, huge_size, out),
-    }
+    Ok(match &cli.command {
+        Command::Info => info::run(&cli.device, out).map(|()| true)?,
+        Command::Ls => ls::run(out).map(|()| true)?,
+        Command::Alloc(args) => alloc::run(&open()?, args, out)?,
+        Command::Verify { kind, size } => verify::run(&open()?, *kind, *size, out)?,
+        Command::Demo { huge_size } => demo::run(&open()?, *huge_size, out)?,
+    })
 }
 
 fn main() -> ExitCode {
@@ -191,6 +163,16 @@ mod tests {
         Cli::command().debug_assert();
     }
 
+    /// `contigmem alloc --kind pages --size 4K` and `extra`, parsed.
+    fn alloc(extra: &[&str]) -> Result<alloc::Args, clap::Error> {
+        let base = ["contigmem", "alloc", "--kind", "pages", "--size", "4K"];
+        let cli = Cli::try_parse_from(base.iter().chain(extra))?;
+        match cli.command {
+            Command::Alloc(args) => Ok(args),
+            _ => panic!("parsed as another command"),
+        }
+    }
+
     #[test]
     fn alloc_parses_kinds_and_sizes() {
         let cli = Cli::try_parse_from([
@@ -205,10 +187,12 @@ mod tests {
         ])
         .expect("valid arguments");
         match cli.command {
-            Command::Alloc {
-                kind, size, align, ..
-            } => {
-                assert_eq!((kind, size, align), (Kind::Huge, 1 << 30, Some(2 << 20)));
+            Command::Alloc(args) => {
+                assert_eq!(
+                    (args.kind, args.size, args.align),
+                    (Kind::Huge, 1 << 30, Some(2 << 20))
+                );
+                assert_eq!(args.options().align, 2 << 20);
             }
             _ => panic!("parsed as another command"),
         }
@@ -222,17 +206,51 @@ mod tests {
 
     #[test]
     fn strict_node_needs_a_node() {
-        let base = ["contigmem", "alloc", "--kind", "pages", "--size", "4K"];
-        let with = |extra: &[&'static str]| {
-            Cli::try_parse_from(base.iter().chain(extra).copied().collect::<Vec<_>>())
-        };
-        assert!(with(&["--strict-node"]).is_err());
-        match with(&["--node", "1", "--strict-node"]).map(|c| c.command) {
-            Ok(Command::Alloc {
-                node, strict_node, ..
-            }) => assert_eq!((node, strict_node), (Some(1), true)),
-            _ => panic!("--node 1 --strict-node did not parse as alloc"),
+        assert!(alloc(&["--strict-node"]).is_err());
+        let args = alloc(&["--node", "1", "--strict-node"]).expect("valid arguments");
+        assert_eq!((args.node, args.strict_node), (Some(1), true));
+        let options = args.options();
+        assert_eq!((options.node, options.strict_node), (Some(1), true));
+    }
+
+    #[test]
+    fn alloc_takes_a_cache_mode() {
+        for (name, cache) in [("wb", Cache::Wb), ("wc", Cache::Wc), ("uc", Cache::Uc)] {
+            let args = alloc(&["--cache", name]).expect("valid arguments");
+            assert_eq!((args.cache, args.options().cache), (cache, cache));
         }
+        assert_eq!(alloc(&[]).expect("defaults").options().cache, Cache::Wb);
+        let err = alloc(&["--cache", "wt"]).err().expect("wt is no mode");
+        assert_eq!(err.kind(), clap::error::ErrorKind::InvalidValue);
+        assert!(err.to_string().contains("wb, wc, uc"), "{err}");
+        assert!(alloc(&["--cache"]).is_err());
+    }
+
+    #[test]
+    fn alloc_below_is_the_physical_limit() {
+        let args = alloc(&["--below", "4G"]).expect("valid arguments");
+        assert_eq!(args.below, Some(4 << 30));
+        assert_eq!(args.options().phys_limit, 4 << 30);
+        assert_eq!(
+            alloc(&["--below", "0x80000000"])
+                .expect("hex is a size")
+                .options()
+                .phys_limit,
+            1 << 31
+        );
+        assert_eq!(alloc(&[]).expect("defaults").options().phys_limit, 0);
+        assert!(alloc(&["--below", "4Q"]).is_err());
+        assert!(alloc(&["--below"]).is_err());
+    }
+
+    #[test]
+    fn alloc_export_is_a_switch() {
+        assert!(!alloc(&[]).expect("defaults").export);
+        let args = alloc(&["--export", "--hold", "5", "--cache", "wc", "--below", "4G"])
+            .expect("valid arguments");
+        assert!(args.export);
+        assert_eq!(args.hold, Some(5));
+        assert!(alloc(&["--export", "yes"]).is_err());
     }
 
     #[test]

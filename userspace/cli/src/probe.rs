@@ -85,20 +85,7 @@ pub fn run<'dev>(
             true
         },
     );
-    let mut mismatch = None;
-    chunked(
-        &format!("reading back {}", format_size(len as u64)),
-        len,
-        |base, n| {
-            mismatch = pattern::check(&map[base..base + n], seed_at(base))
-                .err()
-                .map(|m| Mismatch {
-                    offset: base + m.offset,
-                    ..m
-                });
-            mismatch.is_none()
-        },
-    );
+    let mismatch = find_mismatch(&format!("reading back {}", format_size(len as u64)), &map);
     let pagemap = pages(&map, dev.page_size() as u64);
     let info = buf.info()?;
     let probe = Probe {
@@ -123,6 +110,22 @@ pub fn run<'dev>(
 /// is a multiple of the power of two [`CHUNK`] and `o < CHUNK`.
 fn seed_at(base: usize) -> u64 {
     SEED ^ base as u64
+}
+
+/// The first word of `mem` (a whole buffer, mapped) that does not hold the pattern [`run`]
+/// wrote, checked chunk by chunk with progress shown as `what`.
+pub fn find_mismatch(what: &str, mem: &[u8]) -> Option<Mismatch> {
+    let mut mismatch = None;
+    chunked(what, mem.len(), |base, n| {
+        mismatch = pattern::check(&mem[base..base + n], seed_at(base))
+            .err()
+            .map(|m| Mismatch {
+                offset: base + m.offset,
+                ..m
+            });
+        mismatch.is_none()
+    });
+    mismatch
 }
 
 /// Calls `f(offset, len)` for each [`CHUNK`] of `len` bytes, showing progress as `what`, until
@@ -267,10 +270,12 @@ impl Probe {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
+    use contigmem::Cache;
 
-    fn probe(kind: Kind, segments: u64, pagemap: Pages) -> Probe {
+    /// A probe of an 8K buffer of `kind` at 0x100000, for the tests of the reports.
+    pub(crate) fn probe(kind: Kind, segments: u64, pagemap: Pages) -> Probe {
         Probe {
             kind,
             requested_size: 8192,
@@ -296,6 +301,7 @@ mod tests {
                 off_node_pages: 0,
                 strict_node: false,
                 dmabufs: 0,
+                cache: Cache::Wb,
             },
             was_zero: true,
             pattern_error: None,
@@ -332,6 +338,12 @@ mod tests {
             base == 0
         });
         assert_eq!(seen, [(0, CHUNK), (CHUNK, CHUNK)]);
+        assert_eq!(find_mismatch("test", &whole), None);
+        whole[CHUNK + 16] ^= 1;
+        assert_eq!(
+            find_mismatch("test", &whole).map(|m| m.offset),
+            Some(CHUNK + 16)
+        );
     }
 
     #[test]

@@ -6,7 +6,7 @@
 use serde::Serialize;
 
 use crate::error::{Error, Result};
-use crate::{abi, Device, DmaBuf, ExportOptions, Kind, Mapping};
+use crate::{abi, Cache, Device, DmaBuf, ExportOptions, Kind, Mapping, SyncDir};
 
 /// A buffer of an open device, freed (`FREE`) on drop.
 ///
@@ -137,6 +137,26 @@ impl<'dev> Buffer<'dev> {
         Ok(DmaBuf::new(fd, self.size, self.dev.page_size()))
     }
 
+    /// Brackets a CPU access to `len` bytes from `offset` (`len` 0: to the end) with
+    /// `CONTIGMEM_IOC_SYNC`: `start` before the CPU touches memory that devices may have
+    /// written, then not `start` before devices use it again. It syncs the device mappings of
+    /// the buffer's dma-bufs and ends with a full barrier.
+    pub fn sync(&self, offset: u64, len: u64, dir: SyncDir, start: bool) -> Result<()> {
+        let mut raw = abi::Sync {
+            id: self.id,
+            offset,
+            length: len,
+            flags: dir.flags()
+                | if start {
+                    abi::SYNC_START
+                } else {
+                    abi::SYNC_END
+                },
+            reserved0: 0,
+        };
+        self.dev.ioctl(&mut raw)
+    }
+
     /// Frees the buffer now, reporting errors that drop would swallow.
     pub fn free(self) -> Result<()> {
         let (dev, id) = (self.dev, self.id);
@@ -194,6 +214,8 @@ pub struct BufferInfo {
     pub strict_node: bool,
     /// Live dma-bufs exported from it ([`Buffer::export`]).
     pub dmabufs: u64,
+    /// Its caching mode.
+    pub cache: Cache,
 }
 
 impl BufferInfo {
@@ -201,9 +223,13 @@ impl BufferInfo {
         let kind = Kind::from_raw(raw.kind).ok_or_else(|| Error::Abi {
             what: format!("INFO reported unknown kind {}", raw.kind),
         })?;
+        let cache = Cache::from_raw(raw.cache).ok_or_else(|| Error::Abi {
+            what: format!("INFO reported unknown cache mode {}", raw.cache),
+        })?;
         Ok(Self {
             id: raw.id,
             kind,
+            cache,
             contiguous: raw.flags & abi::INFO_CONTIGUOUS != 0,
             uninit: raw.flags & abi::INFO_UNINIT != 0,
             huge_map: raw.flags & abi::INFO_HUGE_MAP != 0,

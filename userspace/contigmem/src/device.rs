@@ -13,7 +13,7 @@ use serde::Serialize;
 use crate::buffer::{Buffer, BufferInfo};
 use crate::error::{Error, Result};
 use crate::sys::{self, Region};
-use crate::{abi, Kind, Mapping};
+use crate::{abi, Cache, Kind, Mapping};
 
 /// Where the module's misc device appears.
 pub const DEFAULT_PATH: &str = "/dev/contigmem";
@@ -40,6 +40,10 @@ pub struct Version {
     /// The `CONTIGMEM_ALLOC_*` flags the module knows (0 from modules older than the field,
     /// which know only `UNINIT` and `HUGE_MAP`).
     pub alloc_flags: u32,
+    /// The caching modes the module offers on this kernel ([`AllocOptions::cache`]): write-back
+    /// always; write-combining and uncached with x86 PAT. Empty from modules older than the
+    /// field (which take write-back only).
+    pub cache_modes: Vec<Cache>,
 }
 
 impl Version {
@@ -62,6 +66,10 @@ impl Version {
             live_bytes: raw.live_bytes,
             live_buffers: raw.live_buffers,
             alloc_flags: raw.alloc_flags,
+            cache_modes: Cache::ALL
+                .into_iter()
+                .filter(|c| raw.cache_modes & (1 << c.raw()) != 0)
+                .collect(),
         }
     }
 
@@ -108,6 +116,9 @@ pub struct AllocOptions {
     /// A physical address the whole buffer must lie below (vmalloc, pages and huge only), for
     /// a device that cannot reach higher: `1 << 32` for a 32-bit DMA engine. 0 for none.
     pub phys_limit: u64,
+    /// The caching mode (pages and huge only, and only those [`Version::cache_modes`] lists):
+    /// write-back by default.
+    pub cache: Cache,
 }
 
 impl AllocOptions {
@@ -146,6 +157,12 @@ impl AllocOptions {
         self
     }
 
+    /// Sets [`AllocOptions::cache`].
+    pub fn cache(mut self, cache: Cache) -> Self {
+        self.cache = cache;
+        self
+    }
+
     /// Sets [`AllocOptions::align`].
     pub fn align(mut self, align: u64) -> Self {
         self.align = align;
@@ -175,6 +192,7 @@ impl AllocOptions {
             node,
             align: self.align,
             phys_limit: self.phys_limit,
+            cache: self.cache.raw(),
             ..Default::default()
         })
     }
@@ -209,6 +227,7 @@ mod sealed {
     impl Sealed for crate::abi::Free {}
     impl Sealed for crate::abi::Info {}
     impl Sealed for crate::abi::Export {}
+    impl Sealed for crate::abi::Sync {}
 }
 
 /// An ABI structure and the ioctl that takes it: see [`Device::ioctl`].
@@ -242,6 +261,11 @@ impl Request for abi::Info {
 impl Request for abi::Export {
     const OPCODE: u32 = abi::IOC_EXPORT;
     const NAME: &'static str = "EXPORT";
+}
+
+impl Request for abi::Sync {
+    const OPCODE: u32 = abi::IOC_SYNC;
+    const NAME: &'static str = "SYNC";
 }
 
 /// An open `/dev/contigmem`: every buffer allocated through it belongs to this file.
@@ -433,10 +457,7 @@ mod tests {
         assert_eq!((strict.flags, strict.node), (abi::ALLOC_STRICT_NODE, 1));
         assert_eq!(raw.align, 1 << 21);
         let any = AllocOptions::new().to_abi(Kind::Huge, 1).expect("defaults");
-        assert_eq!(
-            (any.node, any.flags, any.align, any.reserved0),
-            (-1, 0, 0, 0)
-        );
+        assert_eq!((any.node, any.flags, any.align, any.cache), (-1, 0, 0, 0));
         assert!(AllocOptions::new()
             .node(Some(u32::MAX))
             .to_abi(Kind::Huge, 1)

@@ -13,9 +13,9 @@ use crate::{abi, Mapping};
 
 /// `DMA_BUF_IOCTL_SYNC`: `_IOW('b', 0, struct dma_buf_sync)` (`include/uapi/linux/dma-buf.h`).
 const DMA_BUF_IOCTL_SYNC: u32 = (1 << 30) | (8 << 16) | ((b'b' as u32) << 8);
-const DMA_BUF_SYNC_READ: u64 = 1 << 0;
-const DMA_BUF_SYNC_WRITE: u64 = 1 << 1;
-const DMA_BUF_SYNC_END: u64 = 1 << 2;
+/// `DMA_BUF_SYNC_END`; READ and WRITE are `abi::SYNC_READ` and `abi::SYNC_WRITE`, whose values
+/// the ABI shares with `<linux/dma-buf.h>`.
+const DMA_BUF_SYNC_END: u64 = abi::SYNC_END as u64;
 
 /// How the dma-buf's file is opened.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -70,6 +70,17 @@ pub enum SyncDir {
     ReadWrite,
 }
 
+impl SyncDir {
+    /// The `DMA_BUF_SYNC_READ`/`WRITE` bits, which `CONTIGMEM_SYNC_*` share.
+    pub(crate) fn flags(self) -> u32 {
+        match self {
+            SyncDir::Read => abi::SYNC_READ,
+            SyncDir::Write => abi::SYNC_WRITE,
+            SyncDir::ReadWrite => abi::SYNC_RW,
+        }
+    }
+}
+
 /// A dma-buf file descriptor of a contigmem buffer. It holds the buffer's memory until it and
 /// every importer's hold are gone; it needs no `/dev/contigmem`.
 #[derive(Debug)]
@@ -113,11 +124,7 @@ impl DmaBuf {
     /// Brackets a CPU access (`DMA_BUF_IOCTL_SYNC`): `start` before the CPU touches the memory
     /// while devices may use it, then not `start` after.
     pub fn sync(&self, dir: SyncDir, start: bool) -> Result<()> {
-        let mut flags: u64 = match dir {
-            SyncDir::Read => DMA_BUF_SYNC_READ,
-            SyncDir::Write => DMA_BUF_SYNC_WRITE,
-            SyncDir::ReadWrite => DMA_BUF_SYNC_READ | DMA_BUF_SYNC_WRITE,
-        };
+        let mut flags = u64::from(dir.flags());
         if !start {
             flags |= DMA_BUF_SYNC_END;
         }

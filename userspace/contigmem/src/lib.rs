@@ -20,6 +20,7 @@
 pub mod abi;
 
 mod buffer;
+mod cache;
 pub mod debugfs;
 mod device;
 mod dmabuf;
@@ -33,6 +34,7 @@ mod size;
 mod sys;
 
 pub use buffer::{Buffer, BufferInfo};
+pub use cache::Cache;
 pub use device::{AllocOptions, Device, Request, Version, DEFAULT_PATH};
 pub use dmabuf::{Access, DmaBuf, ExportOptions, SyncDir};
 pub use error::{errno_name, DebugfsCause, Error, Result};

@@ -112,18 +112,19 @@ fn facts() -> Facts {
     structs!(f,
         "contigmem_version" => abi::Version {
             abi_version, kinds, page_size, max_size, max_total_bytes, max_file_bytes,
-            live_bytes, live_buffers, alloc_flags, reserved0, reserved,
+            live_bytes, live_buffers, alloc_flags, cache_modes, reserved,
         },
         "contigmem_alloc" => abi::Alloc {
-            size, kind, flags, node, reserved0, align, phys_limit, reserved1, id, mmap_offset,
+            size, kind, flags, node, cache, align, phys_limit, reserved1, id, mmap_offset,
             reserved_size, phys_addr, alloc_ns, reserved2,
         },
         "contigmem_free" => abi::Free { id, reserved },
         "contigmem_info" => abi::Info {
             id, kind, flags, size, mmap_offset, phys_addr, segments, mappings, node,
-            reserved0, off_node_pages, dmabufs, reserved,
+            cache, off_node_pages, dmabufs, reserved,
         },
         "contigmem_export" => abi::Export { id, fd_flags, fd, reserved },
+        "contigmem_sync" => abi::Sync { id, offset, length, flags, reserved0 },
     );
     constants!(f,
         CONTIGMEM_ABI_VERSION => abi::ABI_VERSION,
@@ -149,6 +150,17 @@ fn facts() -> Facts {
         CONTIGMEM_IOC_FREE => abi::IOC_FREE,
         CONTIGMEM_IOC_INFO => abi::IOC_INFO,
         CONTIGMEM_IOC_EXPORT => abi::IOC_EXPORT,
+        CONTIGMEM_IOC_SYNC => abi::IOC_SYNC,
+        CONTIGMEM_CACHE_WB => abi::CACHE_WB,
+        CONTIGMEM_CACHE_WC => abi::CACHE_WC,
+        CONTIGMEM_CACHE_UC => abi::CACHE_UC,
+        CONTIGMEM_CACHE_COUNT => abi::CACHE_COUNT,
+        CONTIGMEM_SYNC_READ => abi::SYNC_READ,
+        CONTIGMEM_SYNC_WRITE => abi::SYNC_WRITE,
+        CONTIGMEM_SYNC_RW => abi::SYNC_RW,
+        CONTIGMEM_SYNC_START => abi::SYNC_START,
+        CONTIGMEM_SYNC_END => abi::SYNC_END,
+        CONTIGMEM_SYNC_FLAGS => abi::SYNC_FLAGS,
     );
     f
 }

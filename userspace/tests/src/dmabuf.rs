@@ -11,7 +11,8 @@ use std::mem::size_of;
 use std::os::fd::{AsFd, AsRawFd, OwnedFd};
 
 use contigmem::{
-    Access, AllocOptions, Device, DmaBuf, Errno, ExportOptions, Kind, Mapping, SyncDir,
+    Access, AllocOptions, Buffer, Cache, Device, DmaBuf, Errno, ExportOptions, Kind, Mapping,
+    SyncDir,
 };
 
 use crate::sys;
@@ -467,7 +468,13 @@ fn capture_node() -> Result<fs::File, Fail> {
 
 /// Captures one frame into `dmabuf` (as buffer 0 of a DMABUF queue) on `video`; returns the
 /// bytes the driver reports, or the errno of the first step that failed and its name.
-fn capture(video: &fs::File, dmabuf: &DmaBuf) -> Result<u32, (Errno, &'static str)> {
+/// Captures one frame into `dmabuf`, `buf`'s dma-buf, and syncs `buf` for the CPU with
+/// `CONTIGMEM_IOC_SYNC` while vivid still holds its DMA mapping (vb2 unmaps at REQBUFS 0).
+fn capture(
+    video: &fs::File,
+    buf: &Buffer<'_>,
+    dmabuf: &DmaBuf,
+) -> Result<u32, (Errno, &'static str)> {
     let fd = video.as_fd();
     let mut req = RequestBuffers {
         count: 1,
@@ -497,6 +504,8 @@ fn capture(video: &fs::File, dmabuf: &DmaBuf) -> Result<u32, (Errno, &'static st
             ..Default::default()
         };
         sys::ioctl_ptr(fd, VIDIOC_DQBUF, &mut dq).map_err(|e| (e, "DQBUF"))?;
+        buf.sync(0, 0, SyncDir::Read, true)
+            .map_err(|e| (e.errno(), "SYNC start with vivid's mapping live"))?;
         Ok(dq.bytesused)
     })();
     let mut kind = V4L2_BUF_TYPE_VIDEO_CAPTURE as i32;
@@ -532,16 +541,19 @@ fn vivid() -> Outcome {
     // buffers in its reach (node 1 lies above 4 GiB, where swiotlb cannot bounce a whole frame).
     let low = AllocOptions::new().node(Some(0)).strict_node(true);
     // Contiguous buffers: the frame lands in them, nothing past it.
-    for (kind, size) in [
-        (Kind::Pages, (frame as u64).next_power_of_two()),
-        (Kind::Huge, 4 * M),
+    // A write-combining buffer too: vivid writes its frames through vmap, the direct map.
+    for (kind, size, cache) in [
+        (Kind::Pages, (frame as u64).next_power_of_two(), Cache::Wb),
+        (Kind::Huge, 4 * M, Cache::Wb),
+        (Kind::Huge, 4 * M, Cache::Wc),
     ] {
         let buf = dev
-            .alloc_with(kind, size, &low)
-            .ctx(format!("ALLOC {kind}"))?;
+            .alloc_with(kind, size, &low.cache(cache))
+            .ctx(format!("ALLOC {kind} cache {cache}"))?;
         let map = buf.map().ctx("mmap")?;
         let dmabuf = buf.export(ExportOptions::default()).ctx("EXPORT")?;
-        let used = capture(&video, &dmabuf).map_err(|(e, step)| format!("{kind}: {step}: {e}"))?;
+        let used = capture(&video, &buf, &dmabuf)
+            .map_err(|(e, step)| format!("{kind} {cache}: {step}: {e}"))?;
         check_eq!(
             used as usize,
             frame,
@@ -550,7 +562,7 @@ fn vivid() -> Outcome {
         dmabuf.sync(SyncDir::Read, true).ctx("SYNC start")?;
         let zero = map[..frame].iter().filter(|&&b| b == 0).count();
         println!(
-            "# vivid into {kind} {}: {frame} bytes, {zero} of them 0",
+            "# vivid into {kind} {} ({cache}): {frame} bytes, {zero} of them 0",
             size_name(size)
         );
         check!(
@@ -569,7 +581,7 @@ fn vivid() -> Outcome {
         .ctx("ALLOC vmalloc")?;
     let segments = buf.info().ctx("INFO")?.segments;
     let dmabuf = buf.export(ExportOptions::default()).ctx("EXPORT vmalloc")?;
-    match capture(&video, &dmabuf) {
+    match capture(&video, &buf, &dmabuf) {
         Err((e, "QBUF")) => {
             println!("# vivid refuses the vmalloc buffer ({segments} segments) at QBUF: {e}")
         }

@@ -54,8 +54,29 @@ fn alloc_cases(v: &Version) -> Vec<Case> {
         case("ALLOC unknown flag 1<<31", Errno::INVAL, |d| {
             alloc_raw(d, |a| a.flags = 1 << 31)
         }),
-        case("ALLOC reserved0 != 0", Errno::INVAL, |d| {
-            alloc_raw(d, |a| a.reserved0 = 1)
+        case("ALLOC cache mode 3", Errno::INVAL, |d| {
+            alloc_raw(d, |a| a.cache = contigmem::abi::CACHE_COUNT)
+        }),
+        case("ALLOC cache mode u32::MAX", Errno::INVAL, |d| {
+            alloc_raw(d, |a| a.cache = u32::MAX)
+        }),
+        case("ALLOC write-combining kmalloc", Errno::INVAL, |d| {
+            alloc_raw(d, |a| {
+                a.kind = contigmem::abi::KIND_KMALLOC;
+                a.cache = contigmem::abi::CACHE_WC
+            })
+        }),
+        case("ALLOC uncached kzalloc", Errno::INVAL, |d| {
+            alloc_raw(d, |a| {
+                a.kind = contigmem::abi::KIND_KZALLOC;
+                a.cache = contigmem::abi::CACHE_UC
+            })
+        }),
+        case("ALLOC write-combining vmalloc", Errno::INVAL, |d| {
+            alloc_raw(d, |a| {
+                a.kind = contigmem::abi::KIND_VMALLOC;
+                a.cache = contigmem::abi::CACHE_WC
+            })
         }),
         case("ALLOC reserved1 != 0", Errno::INVAL, |d| {
             alloc_raw(d, |a| a.reserved1 = 1)

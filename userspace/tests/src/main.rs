@@ -6,6 +6,7 @@
 //! root report `# SKIP not root` otherwise.
 
 mod alloc;
+mod cache;
 mod debugfs;
 mod dmabuf;
 mod errors;
@@ -117,6 +118,7 @@ fn main() {
     privilege::register_pud(&mut tap);
     rw::register(&mut tap);
     dmabuf::register(&mut tap);
+    cache::register(&mut tap, &version);
     errors::register(&mut tap, &version);
     numa::register(&mut tap);
     hardening::register(&mut tap);

@@ -115,6 +115,24 @@ runs on the CPU, so times are close to the hardware's, with a guest's costs (nes
 on TLB misses, exits on interrupts and some instructions); fault counts, sizes and segment counts \
 are exact.**";
 
+/// The label of the cache-mode tables under TCG (and any accelerator but KVM).
+pub const CACHE_TCG_STATEMENT: &str = "**TCG does not model caches: guest timings of WB/WC/UC \
+are not hardware figures; faults and bytes are exact.**";
+
+/// The label of the cache-mode tables under KVM.
+pub const CACHE_KVM_STATEMENT: &str = "**Under KVM the guest's WC and UC reach the memory only \
+where the host's KVM honours the guest's PAT (it may keep guest RAM write-back): the timings of \
+WB/WC/UC are hardware figures only then; faults and bytes are exact.**";
+
+/// The label of the cache-mode tables for the run's accelerator.
+pub fn cache_statement(accel: &str) -> &'static str {
+    if accel.eq_ignore_ascii_case("kvm") {
+        CACHE_KVM_STATEMENT
+    } else {
+        CACHE_TCG_STATEMENT
+    }
+}
+
 /// The TCG caveat, the KVM one, or for another accelerator the TCG caveat, naming it.
 fn accel_statement(accel: &str) -> String {
     if accel.is_empty() || accel.eq_ignore_ascii_case("tcg") {

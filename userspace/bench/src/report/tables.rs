@@ -3,8 +3,10 @@
 
 use super::answers::{in_order, limits_table, sorted_unique};
 use super::format::{self, cell, ratio, times};
-use super::markdown::Md;
-use crate::schema::{AllocPoint, MapTouch, NodePoint, OneVsMany, Report, Scale, Transfer};
+use super::markdown::{cache_statement, Md};
+use crate::schema::{
+    AllocPoint, CacheModes, CachePoint, MapTouch, NodePoint, OneVsMany, Report, Scale, Transfer,
+};
 
 /// The whole section.
 pub fn render(report: &Report) -> Md {
@@ -22,6 +24,8 @@ pub fn render(report: &Report) -> Md {
     md.append(map_touch(&report.map_touch));
     md.heading(3, "Transfer");
     md.append(transfer(&report.transfer));
+    md.heading(3, "Cache modes");
+    md.append(cache(&report.cache, &report.meta.accel));
     md.heading(3, "One mapping vs many");
     md.append(one_vs_many(&report.one_vs_many));
     md.heading(3, "NUMA nodes");
@@ -465,4 +469,257 @@ fn one_vs_many_ratios(rows: &[OneVsMany]) -> Md {
         &table,
     );
     md
+}
+
+/// The write-back row of `kind`, when it ran: what the other modes are compared with.
+fn write_back<'a>(points: &'a [CachePoint], kind: &str) -> Option<&'a CachePoint> {
+    points
+        .iter()
+        .find(|p| p.kind == kind && p.mode == "wb" && p.ok)
+}
+
+/// "ok", "ok, 2 of 3 rounds; then: why", "not offered by this kernel: …" or "error: why".
+fn cache_status(p: &CachePoint) -> String {
+    match (&p.error, p.ok) {
+        (None, true) => "ok".to_string(),
+        (Some(e), true) => format!(
+            "ok, {} of {} rounds; then: {}",
+            p.rounds,
+            p.rounds_planned,
+            cell(e)
+        ),
+        (Some(e), false) if !p.offered => cell(e),
+        (e, false) => status(false, e.as_deref()),
+    }
+}
+
+/// The mode INFO reported: bold, with the one asked, when they differ.
+fn info_mode(p: &CachePoint) -> String {
+    match p.info_mode.as_deref() {
+        None => "—".to_string(),
+        Some(mode) if mode == p.mode => cell(mode),
+        Some(mode) => format!("**{} (asked {})**", cell(mode), cell(&p.mode)),
+    }
+}
+
+/// The caching modes: what is exact, then the times with their ratio to write-back, then what
+/// the run can say for sure.
+fn cache(cache: &CacheModes, accel: &str) -> Md {
+    let mut md = Md::default();
+    if cache.points.is_empty() {
+        md.para("Not measured.");
+        return md;
+    }
+    md.para(cache_statement(accel));
+    let offered = if cache.offered.is_empty() {
+        "none (a module before the field: write-back only)".to_string()
+    } else {
+        cache
+            .offered
+            .iter()
+            .map(|mode| format::code(mode))
+            .collect::<Vec<_>>()
+            .join(", ")
+    };
+    md.para(format!(
+        "VERSION offered: {offered}. Each round allocates a fresh buffer in the mode (ALLOC \
+         `cache`), maps it and writes one byte in every 4 KiB page (map+touch), writes it whole \
+         through the mapping in {chunk} memcpys, then whole with {chunk} pwrite() calls on the \
+         device, and checks through the mapping that pwrite()'s bytes are there; the rounds \
+         take the modes in turn. \"INFO\" is the mode the kernel reported for the buffer. \
+         Faults are getrusage's (minor + major), the most of any round; \"after the touch\" \
+         counts those of the writes and the check. The section took {seconds}.",
+        chunk = format::size(cache.points.first().map_or(1 << 20, |p| p.chunk)),
+        seconds = format::seconds(cache.seconds),
+    ));
+    let counted: Vec<Vec<String>> = cache
+        .points
+        .iter()
+        .map(|p| {
+            let measured = |text: String| if p.ok { text } else { "—".to_string() };
+            vec![
+                cell(&p.kind),
+                format::size(p.size),
+                cell(&p.mode),
+                cache_status(p),
+                info_mode(p),
+                measured(format!("{} of {}", p.rounds, p.rounds_planned)),
+                measured(format::count(p.faults)),
+                format::count(p.faults_4k),
+                measured(format::count(p.write_faults)),
+                measured(format::size(p.mmap_bytes)),
+                measured(format::size(p.pwrite_bytes)),
+            ]
+        })
+        .collect();
+    md.table(
+        &[
+            "kind",
+            "size",
+            "mode",
+            "status",
+            "INFO",
+            "rounds",
+            "map+touch faults",
+            "4 KiB faults",
+            "faults after the touch",
+            "written through the mapping",
+            "written by pwrite()",
+        ],
+        &counted,
+    );
+    md.para(
+        "Times, the best of the rounds, and their ratio to write-back (\"/ WB\") of the same \
+         kind in this run: for the times above 1.00× is slower, for the throughputs below \
+         1.00× is slower. Allocation is ALLOC's in-kernel time, which includes setting the \
+         mode on the kernel's alias of the pages; FREE gives the alias write-back again.",
+    );
+    let timed: Vec<Vec<String>> = cache
+        .points
+        .iter()
+        .map(|p| {
+            let wb = write_back(&cache.points, &p.kind).filter(|_| p.ok);
+            let time = |ns: u64, wb_ns: Option<u64>| {
+                if p.ok {
+                    (
+                        format::duration(ns),
+                        times(wb_ns.and_then(|w| ratio(ns as f64, w as f64))),
+                    )
+                } else {
+                    ("—".to_string(), "—".to_string())
+                }
+            };
+            let rate = |mib: f64, wb_mib: Option<f64>| {
+                if p.ok {
+                    (format::rate(mib), times(wb_mib.and_then(|w| ratio(mib, w))))
+                } else {
+                    ("—".to_string(), "—".to_string())
+                }
+            };
+            let map_touch = |p: &CachePoint| p.map_ns.saturating_add(p.touch_ns);
+            let (alloc, alloc_wb) = time(p.alloc_ns, wb.map(|w| w.alloc_ns));
+            let (touch, touch_wb) = time(map_touch(p), wb.map(map_touch));
+            let (mmap, mmap_wb) = rate(p.mmap_write_mib_per_s, wb.map(|w| w.mmap_write_mib_per_s));
+            let (pwrite, pwrite_wb) = rate(p.pwrite_mib_per_s, wb.map(|w| w.pwrite_mib_per_s));
+            let (unmap, unmap_wb) = time(p.unmap_ns, wb.map(|w| w.unmap_ns));
+            vec![
+                cell(&p.kind),
+                format::size(p.size),
+                cell(&p.mode),
+                alloc,
+                alloc_wb,
+                touch,
+                touch_wb,
+                mmap,
+                mmap_wb,
+                pwrite,
+                pwrite_wb,
+                unmap,
+                unmap_wb,
+            ]
+        })
+        .collect();
+    md.table(
+        &[
+            "kind",
+            "size",
+            "mode",
+            "allocation",
+            "/ WB",
+            "map+touch",
+            "/ WB",
+            "write through the mapping",
+            "/ WB",
+            "pwrite()",
+            "/ WB",
+            "munmap+FREE",
+            "/ WB",
+        ],
+        &timed,
+    );
+    for line in cache_findings(cache) {
+        md.line(format!("- {line}"));
+    }
+    md.line("");
+    md
+}
+
+/// What the run says for sure: the modes not offered, whether INFO reported the modes asked,
+/// whether the faults of each mode are write-back's.
+fn cache_findings(cache: &CacheModes) -> Vec<String> {
+    let mut lines = Vec::new();
+    let not_offered = in_order(
+        cache
+            .points
+            .iter()
+            .filter(|p| !p.offered)
+            .map(|p| p.mode.as_str()),
+    );
+    if !not_offered.is_empty() {
+        lines.push(format!(
+            "Not offered by this kernel, so not measured: {}.",
+            not_offered.join(", ")
+        ));
+    }
+    let measured: Vec<&CachePoint> = cache.points.iter().filter(|p| p.ok).collect();
+    let wrong: Vec<String> = measured
+        .iter()
+        .filter(|p| p.info_mode.as_deref() != Some(p.mode.as_str()))
+        .map(|p| {
+            format!(
+                "{} {} got {}",
+                cell(&p.kind),
+                cell(&p.mode),
+                cell(p.info_mode.as_deref().unwrap_or("no INFO"))
+            )
+        })
+        .collect();
+    lines.push(if measured.is_empty() {
+        "No mode was measured.".to_string()
+    } else if wrong.is_empty() {
+        "INFO reported the mode asked for every buffer measured.".to_string()
+    } else {
+        format!(
+            "**INFO reported another mode than the one asked: {}.**",
+            wrong.join("; ")
+        )
+    });
+    for kind in in_order(measured.iter().map(|p| p.kind.as_str())) {
+        let Some(wb) = write_back(&cache.points, kind) else {
+            lines.push(format!(
+                "{}: write-back did not run, so no mode is compared with it.",
+                cell(kind)
+            ));
+            continue;
+        };
+        let others: Vec<&&CachePoint> = measured
+            .iter()
+            .filter(|p| p.kind == kind && p.mode != "wb")
+            .collect();
+        if others.is_empty() {
+            continue;
+        }
+        let differ: Vec<String> = others
+            .iter()
+            .filter(|p| p.faults != wb.faults)
+            .map(|p| format!("{} {}", cell(&p.mode), format::plural(p.faults, "fault")))
+            .collect();
+        lines.push(if differ.is_empty() {
+            format!(
+                "{} {}: every mode took the faults of write-back at map+touch ({}).",
+                cell(kind),
+                format::size(wb.size),
+                format::plural(wb.faults, "fault")
+            )
+        } else {
+            format!(
+                "**{} {}: map+touch faults differ from write-back's {}: {}.**",
+                cell(kind),
+                format::size(wb.size),
+                wb.faults,
+                differ.join(", ")
+            )
+        });
+    }
+    lines
 }

@@ -5,8 +5,9 @@
 //! Worker threads and forked worker processes each open the device and run random operations
 //! on it: ALLOC (valid and invalid requests, through the library and the raw ioctl), FREE and
 //! INFO (own, stale and random ids), mmap of random windows, partial munmap, mprotect, mremap,
-//! moves, fork, close and reopen, foreign files, bad ioctls, and pattern writes and checks
-//! through the mappings. Each worker keeps a [`Model`] of its buffers and mappings and checks
+//! moves, fork, close and reopen, foreign files, bad ioctls, EXPORT of dma-bufs (their mappings,
+//! `DMA_BUF_IOCTL_SYNC` and close), SYNC of byte ranges, and pattern writes and checks through
+//! the mappings. Each worker keeps a [`Model`] of its buffers, mappings and dma-bufs and checks
 //! every result against what the contract (README "ABI" and errno tables) allows.
 //!
 //! ```text
@@ -22,14 +23,18 @@
 use std::cell::{Cell, RefCell};
 use std::fmt;
 use std::io::{Read, Write};
-use std::os::fd::OwnedFd;
+use std::os::fd::{FromRawFd, OwnedFd};
 use std::panic::AssertUnwindSafe;
 use std::process::ExitCode;
 use std::rc::Rc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use contigmem::{abi, pattern, AllocOptions, Device, Errno, Kind, MapFlags, Mapping, ProtFlags};
+use contigmem::{
+    abi, pattern, AllocOptions, Cache, Device, DmaBuf, Errno, Kind, MapFlags, Mapping, ProtFlags,
+    SyncDir,
+};
 use contigmem::{parse_size, Version};
+use rustix::io::FdFlags;
 use rustix::mm::{MprotectFlags, MremapFlags};
 use rustix::process::{Pid, WaitOptions, WaitStatus};
 
@@ -44,6 +49,13 @@ const MAX_MAPPINGS: usize = 24;
 const MAX_STALE: usize = 32;
 /// Pages one WRITE or CHECK touches at most (TCG is slow).
 const MAX_TOUCH: usize = 8;
+/// dma-buf descriptors a worker holds at most; an EXPORT beyond it closes one instead.
+const MAX_DMABUFS: usize = 8;
+
+/// The access modes of EXPORT's `fd_flags` (`<fcntl.h>`).
+const O_RDONLY: u32 = libc::O_RDONLY as u32;
+const O_WRONLY: u32 = libc::O_WRONLY as u32;
+const O_RDWR: u32 = libc::O_RDWR as u32;
 
 // ---------------------------------------------------------------------------------------------
 // Command line and environment
@@ -372,7 +384,9 @@ fn alloc_errors(env: &Env, a: &abi::Alloc) -> Vec<Errno> {
     let mut errs = Vec::new();
     let kind = Kind::from_raw(a.kind).filter(|&k| env.version.supports(k));
     let bad_node = a.node != -1 && !env.nodes.contains(&a.node);
-    if a.reserved0 != 0
+    let cache = Cache::from_raw(a.cache);
+    if cache.is_none()
+        || (cache != Some(Cache::Wb) && !matches!(kind, Some(Kind::Pages | Kind::Huge)))
         || a.reserved1 != 0
         || (a.phys_limit != 0
             && (a.phys_limit < env.page64()
@@ -408,15 +422,18 @@ fn alloc_errors(env: &Env, a: &abi::Alloc) -> Vec<Errno> {
     if a.flags & abi::ALLOC_UNINIT != 0 && !env.privileged {
         errs.push(Errno::PERM);
     }
+    if errs.is_empty() && cache.is_some_and(|c| !env.version.cache_modes.contains(&c)) {
+        errs.push(Errno::OPNOTSUPP);
+    }
     errs.dedup();
     errs
 }
 
 fn describe_alloc(how: &str, a: &abi::Alloc) -> String {
     format!(
-        "{how} kind={} size={:#x} flags={:#x} node={} align={:#x} reserved0={:#x} \
+        "{how} kind={} size={:#x} flags={:#x} node={} align={:#x} cache={:#x} \
          phys_limit={:#x} reserved1={:#x}",
-        a.kind, a.size, a.flags, a.node, a.align, a.reserved0, a.phys_limit, a.reserved1
+        a.kind, a.size, a.flags, a.node, a.align, a.cache, a.phys_limit, a.reserved1
     )
 }
 
@@ -537,6 +554,7 @@ struct BufModel {
     size: u64,
     offset: u64,
     uninit: bool,
+    cache: Cache,
     contents: Contents,
 }
 
@@ -548,7 +566,7 @@ struct Stale {
     pages: usize,
 }
 
-/// A mapping of a window of a buffer.
+/// A mapping of a window of a buffer, through `/dev/contigmem` or one of its dma-bufs.
 struct MapModel {
     map: Mapping,
     id: u64,
@@ -558,6 +576,22 @@ struct MapModel {
     len: usize,
     page: usize,
     vmas: Vec<Vma>,
+    contents: Contents,
+    /// The serial of the dma-buf it maps ([`DmaBufModel::serial`]), `None` for a mapping of
+    /// `/dev/contigmem`. Its VMAs hold the dma-buf's file, so the dma-buf lives while they do.
+    dmabuf: Option<u64>,
+}
+
+/// A dma-buf this worker exported and holds the descriptor of. It holds its buffer's memory,
+/// as a mapping does, past FREE and the close of the file the buffer came from.
+struct DmaBufModel {
+    buf: DmaBuf,
+    /// Its number among this worker's exports, which its mappings carry.
+    serial: u64,
+    /// The buffer it was exported from.
+    id: u64,
+    /// Its file's access mode: `O_RDONLY`, `O_WRONLY` or `O_RDWR`.
+    access: u32,
     contents: Contents,
 }
 
@@ -658,11 +692,16 @@ enum Op {
     Version,
     Write,
     Check,
+    Export,
+    DmaBufCheck,
+    DmaBufSync,
+    Sync,
+    DmaBufClose,
 }
 
 impl Op {
     /// Each operation and its weight.
-    const WEIGHTS: [(Op, u64); 16] = [
+    const WEIGHTS: [(Op, u64); 21] = [
         (Op::Alloc, 12),
         (Op::AllocRaw, 6),
         (Op::Free, 8),
@@ -679,6 +718,11 @@ impl Op {
         (Op::Version, 2),
         (Op::Write, 12),
         (Op::Check, 12),
+        (Op::Export, 3),
+        (Op::DmaBufCheck, 4),
+        (Op::DmaBufSync, 2),
+        (Op::Sync, 3),
+        (Op::DmaBufClose, 1),
     ];
 
     fn pick(rng: &mut Rng) -> Op {
@@ -708,9 +752,13 @@ struct Model<'e> {
     bufs: Vec<BufModel>,
     stale: Vec<Stale>,
     maps: Vec<MapModel>,
+    dmabufs: Vec<DmaBufModel>,
+    /// The serial of the next dma-buf exported.
+    next_serial: u64,
     /// The highest id this worker has seen: ids are global and increasing.
     highest_id: u64,
-    /// Whether this worker is alone in its process, so that INFO's mapping count is exact and
+    /// Whether this worker is alone in its process, so that INFO's mapping and dma-buf counts
+    /// are exact (no other thread's forked child holds copies of our VMAs and descriptors) and
     /// a mapping may be moved away and back without racing other threads' mmaps.
     alone: bool,
 }
@@ -733,6 +781,8 @@ impl<'e> Model<'e> {
             bufs: Vec::new(),
             stale: Vec::new(),
             maps: Vec::new(),
+            dmabufs: Vec::new(),
+            next_serial: 0,
             highest_id: 0,
             alone,
         })
@@ -757,6 +807,11 @@ impl<'e> Model<'e> {
             Op::Version => self.version(),
             Op::Write => self.write(rng),
             Op::Check => self.check(rng),
+            Op::Export => self.export(rng),
+            Op::DmaBufCheck => self.dmabuf_check(rng),
+            Op::DmaBufSync => self.dmabuf_sync(rng),
+            Op::Sync => self.sync(rng),
+            Op::DmaBufClose => self.dmabuf_close(rng),
         }
     }
 
@@ -849,6 +904,7 @@ impl<'e> Model<'e> {
             size: got.size,
             offset: got.offset,
             uninit,
+            cache: Cache::from_raw(a.cache).expect("ALLOC succeeded, so the cache mode is valid"),
             contents: Rc::new(RefCell::new(vec![state; self.env.pages(got.size)])),
         });
         Ok(())
@@ -940,10 +996,12 @@ impl<'e> Model<'e> {
                 2 => [i32::MIN, i32::MAX, -2][rng.index(3)],
                 _ => -1,
             },
-            reserved0: if rng.one_in(5) {
-                rng.next() as u32 | 1
-            } else {
-                0
+            // Mostly write-back; else write-combining or uncached, or a mode that is none.
+            cache: match rng.index(10) {
+                0 => abi::CACHE_WC,
+                1 => abi::CACHE_UC,
+                2 => rng.next() as u32 | abi::CACHE_COUNT,
+                _ => abi::CACHE_WB,
             },
             align: self.random_align(rng),
             // Mostly no bound; else 4 GiB (DMA32), a random one, or one below a page.
@@ -1079,6 +1137,26 @@ impl<'e> Model<'e> {
             .sum()
     }
 
+    /// The dma-bufs of buffer `id` this worker keeps alive, by a descriptor or by a mapping
+    /// (which holds its dma-buf after the descriptor is closed), as the model counts them.
+    fn dmabuf_count(&self, id: u64) -> u64 {
+        let mut serials: Vec<u64> = self
+            .dmabufs
+            .iter()
+            .filter(|d| d.id == id)
+            .map(|d| d.serial)
+            .chain(
+                self.maps
+                    .iter()
+                    .filter(|m| m.id == id)
+                    .filter_map(|m| m.dmabuf),
+            )
+            .collect();
+        serials.sort_unstable();
+        serials.dedup();
+        serials.len() as u64
+    }
+
     /// INFO of live buffer `i`, compared field by field with the model.
     fn check_info(&self, i: usize, op: &str) -> Result<(), Failure> {
         let b = &self.bufs[i];
@@ -1098,6 +1176,13 @@ impl<'e> Model<'e> {
         } else {
             // Another thread's forked child may hold copies of our VMAs for a while.
             info.mappings >= mappings
+        };
+        let dmabufs = self.dmabuf_count(b.id);
+        let dmabufs_ok = if self.alone {
+            info.dmabufs == dmabufs
+        } else {
+            // And copies of our dma-buf descriptors, which keep closed dma-bufs alive.
+            info.dmabufs >= dmabufs
         };
         let checks = [
             (info.id == b.id, format!("id {}", b.id), info.id.to_string()),
@@ -1135,6 +1220,16 @@ impl<'e> Model<'e> {
                 mappings_ok,
                 format!("mappings {}{mappings}", if self.alone { "" } else { ">= " }),
                 info.mappings.to_string(),
+            ),
+            (
+                dmabufs_ok,
+                format!("dmabufs {}{dmabufs}", if self.alone { "" } else { ">= " }),
+                info.dmabufs.to_string(),
+            ),
+            (
+                info.cache == b.cache,
+                format!("cache {}", b.cache),
+                info.cache.to_string(),
             ),
             (
                 self.env.privileged || info.phys_addr == 0,
@@ -1240,6 +1335,7 @@ impl<'e> Model<'e> {
                     prot,
                 }],
                 contents,
+                dmabuf: None,
             });
         }
         Ok(())
@@ -1271,6 +1367,7 @@ impl<'e> Model<'e> {
             len,
             vmas,
             contents,
+            dmabuf,
             ..
         } = m;
         let pages = len.div_ceil(page);
@@ -1286,6 +1383,7 @@ impl<'e> Model<'e> {
                 page,
                 vmas: slice_vmas(&vmas, 0, a),
                 contents: contents.clone(),
+                dmabuf,
             });
         }
         if let Some(map) = tail {
@@ -1297,6 +1395,7 @@ impl<'e> Model<'e> {
                 page,
                 vmas: slice_vmas(&vmas, b, pages),
                 contents,
+                dmabuf,
             });
         }
         Ok(())
@@ -1546,7 +1645,8 @@ impl<'e> Model<'e> {
 
     // --- files ---------------------------------------------------------------------------
 
-    /// Closes the device and opens it again: every buffer goes, mappings stay valid.
+    /// Closes the device and opens it again: every buffer goes, mappings and dma-bufs stay
+    /// valid and keep the memory of the buffers they hold.
     fn reopen(&mut self) -> Result<(), Failure> {
         let dev = Device::open()
             .map_err(|e| Failure::new("reopen /dev/contigmem", "success", e.to_string()))?;
@@ -1632,6 +1732,7 @@ impl<'e> Model<'e> {
                     prot: Prot::ReadWrite,
                 }],
                 contents,
+                dmabuf: None,
             };
             m.check_page(0, "a kzalloc buffer of a closed file")?;
             m.write_page(0, rng.next());
@@ -1650,6 +1751,8 @@ impl<'e> Model<'e> {
             abi::IOC_ALLOC,
             abi::IOC_FREE,
             abi::IOC_INFO,
+            abi::IOC_EXPORT,
+            abi::IOC_SYNC,
         ];
         match rng.below(5) {
             0 => {
@@ -1661,8 +1764,8 @@ impl<'e> Model<'e> {
             }
             1 => {
                 let mut nr = rng.below(256) as u32;
-                if (0x10..=0x13).contains(&nr) {
-                    nr += 4;
+                if (0x10..=0x15).contains(&nr) {
+                    nr += 6;
                 }
                 let cmd = ((rng.below(4) as u32) << 30)
                     | ((rng.below(256) as u32) << 16)
@@ -1687,11 +1790,13 @@ impl<'e> Model<'e> {
         Ok(())
     }
 
-    /// ALLOC, INFO or VERSION into a read-only page: EFAULT when writing back.
+    /// ALLOC, INFO, EXPORT or VERSION into a read-only page: EFAULT when writing back, and
+    /// EXPORT must then leave no dma-buf behind.
     fn read_only_ioctl(&mut self, rng: &mut Rng) -> Result<(), Failure> {
         let scratch = Scratch::new(self.env.page)
             .map_err(|e| Failure::new("mmap scratch", "success", errno_name(e)))?;
-        let (cmd, what) = match rng.below(3) {
+        let mut exported = None;
+        let (cmd, what) = match rng.below(4) {
             0 => {
                 scratch.put(
                     0,
@@ -1715,35 +1820,66 @@ impl<'e> Model<'e> {
                 );
                 (abi::IOC_INFO, format!("INFO id={id}"))
             }
+            2 if !self.bufs.is_empty() => {
+                let i = rng.index(self.bufs.len());
+                let id = self.bufs[i].id;
+                scratch.put(
+                    0,
+                    abi::Export {
+                        id,
+                        fd_flags: O_RDWR | abi::O_CLOEXEC,
+                        ..Default::default()
+                    },
+                );
+                exported = Some(i);
+                (abi::IOC_EXPORT, format!("EXPORT id={id}"))
+            }
             _ => (abi::IOC_VERSION, "VERSION".to_string()),
         };
         scratch
             .protect(MprotectFlags::READ)
             .map_err(|e| Failure::new("mprotect scratch", "success", errno_name(e)))?;
         let op = format!("{what} into a read-only page");
-        let allowed = if cmd == abi::IOC_ALLOC {
-            Allowed::failure(&[Errno::FAULT, Errno::NOSPC, Errno::NOMEM])
-        } else {
-            Allowed::failure(&[Errno::FAULT])
+        let allowed = match cmd {
+            abi::IOC_ALLOC => Allowed::failure(&[Errno::FAULT, Errno::NOSPC, Errno::NOMEM]),
+            abi::IOC_EXPORT => {
+                Allowed::failure(&[Errno::FAULT, Errno::NOMEM, Errno::MFILE, Errno::NFILE])
+            }
+            _ => Allowed::failure(&[Errno::FAULT]),
         };
         allowed.judge(
             &op,
             self.dev.ioctl_raw(cmd, scratch.addr).map_err(|e| e.errno()),
         )?;
-        Ok(())
+        match exported {
+            Some(i) => self.check_info(i, &format!("{op}: INFO after")),
+            None => Ok(()),
+        }
     }
 
-    /// ALLOC or FREE of a structure running into an inaccessible page: EFAULT on reading it.
+    /// ALLOC, FREE, EXPORT or SYNC of a structure running into an inaccessible page: EFAULT
+    /// on reading it.
     fn straddling_ioctl(&mut self, rng: &mut Rng) -> Result<(), Failure> {
         let scratch = Scratch::new(self.env.page)
             .map_err(|e| Failure::new("mmap scratch", "success", errno_name(e)))?;
         let short = 1 + rng.index(8) * 2;
-        let (cmd, at, what) = if rng.one_in(2) {
-            let at = self.env.page - std::mem::size_of::<abi::Alloc>() + short;
-            (abi::IOC_ALLOC, at, "ALLOC")
-        } else {
-            let at = self.env.page - std::mem::size_of::<abi::Free>() + short.min(15);
-            (abi::IOC_FREE, at, "FREE")
+        let (cmd, at, what) = match rng.below(4) {
+            0 => {
+                let at = self.env.page - std::mem::size_of::<abi::Alloc>() + short;
+                (abi::IOC_ALLOC, at, "ALLOC")
+            }
+            1 => {
+                let at = self.env.page - std::mem::size_of::<abi::Free>() + short.min(15);
+                (abi::IOC_FREE, at, "FREE")
+            }
+            2 => {
+                let at = self.env.page - std::mem::size_of::<abi::Export>() + short;
+                (abi::IOC_EXPORT, at, "EXPORT")
+            }
+            _ => {
+                let at = self.env.page - std::mem::size_of::<abi::Sync>() + short;
+                (abi::IOC_SYNC, at, "SYNC")
+            }
         };
         let op = format!("{what} of a structure {short} bytes into an inaccessible page");
         Allowed::failure(&[Errno::FAULT]).judge(
@@ -1755,16 +1891,484 @@ impl<'e> Model<'e> {
         Ok(())
     }
 
+    // --- dma-bufs: EXPORT, their mappings and DMA_BUF_IOCTL_SYNC; SYNC -------------------
+
+    /// EXPORT of an own, stale or random id with valid or invalid `fd_flags` and `reserved`
+    /// (and garbage in `fd`, an output). A new dma-buf has the buffer's size and the descriptor
+    /// flags asked, counts in INFO, and is sometimes mapped.
+    fn export(&mut self, rng: &mut Rng) -> Result<(), Failure> {
+        if self.dmabufs.len() >= MAX_DMABUFS {
+            return self.dmabuf_close(rng);
+        }
+        if rng.one_in(8) {
+            return self.export_read_only(rng);
+        }
+        let target = self.pick_target(rng);
+        let id = self.target_id(&target);
+        // Mostly read-write; else read-only, write-only or the access mode that is none.
+        let access = match rng.below(10) {
+            0 => O_RDONLY,
+            1 => O_WRONLY,
+            2 => abi::O_ACCMODE,
+            _ => O_RDWR,
+        };
+        let mut fd_flags = access | if rng.one_in(2) { abi::O_CLOEXEC } else { 0 };
+        if rng.one_in(10) {
+            fd_flags |= 1 << rng.range(2, 32);
+        }
+        let reserved = match rng.below(12) {
+            0 => [rng.next() | 1, 0],
+            1 => [0, rng.next() | 1],
+            _ => [0, 0],
+        };
+        let mut e = abi::Export {
+            id,
+            fd_flags,
+            fd: rng.next() as i32,
+            reserved,
+        };
+        let op = format!(
+            "EXPORT id={id} fd_flags={fd_flags:#o} reserved=[{:#x}, {:#x}]",
+            reserved[0], reserved[1]
+        );
+        let mut errs = Vec::new();
+        if reserved != [0; 2]
+            || fd_flags & !abi::EXPORT_FD_FLAGS != 0
+            || fd_flags & abi::O_ACCMODE == abi::O_ACCMODE
+        {
+            errs.push(Errno::INVAL);
+        }
+        if !matches!(target, Target::Live(_)) {
+            errs.push(Errno::NOENT);
+        }
+        // Our file is open read-write, so no access mode is refused with EACCES.
+        let allowed = Allowed::unless(errs, &[Errno::NOMEM, Errno::MFILE, Errno::NFILE]);
+        let res = self.dev.ioctl(&mut e).map_err(|e| e.errno());
+        if allowed.judge(&op, res)?.is_none() {
+            return Ok(());
+        }
+        let Target::Live(i) = target else {
+            unreachable!("EXPORT of a buffer not in the file was judged a failure");
+        };
+        let (size, contents) = (self.bufs[i].size, self.bufs[i].contents.clone());
+        let k = self.adopt_dmabuf(&op, e.fd, fd_flags, id, size, contents)?;
+        self.check_info(i, &format!("{op}: INFO after"))?;
+        if rng.one_in(2) {
+            self.map_dmabuf(k, rng)?;
+        }
+        Ok(())
+    }
+
+    /// EXPORT of a one-page buffer of a second file opened read-only: only a read-only
+    /// dma-buf (EACCES for the others). It holds the buffer past that file's close, maps
+    /// `PROT_READ` with the buffer's zeroes, and refuses a writable mapping (EACCES).
+    fn export_read_only(&mut self, rng: &mut Rng) -> Result<(), Failure> {
+        let ro = Device::open_read_only(contigmem::DEFAULT_PATH)
+            .map_err(|e| Failure::new("open /dev/contigmem read-only", "success", e.to_string()))?;
+        let res = ro.alloc(Kind::Kzalloc, self.env.page64()).map(|b| b.leak());
+        let Some(id) = Allowed::success(&[Errno::NOSPC, Errno::NOMEM]).judge(
+            "ALLOC kzalloc 1 page on a read-only file",
+            res.map_err(|e| e.errno()),
+        )?
+        else {
+            return Ok(());
+        };
+        self.highest_id = self.highest_id.max(id);
+        let access = [O_RDONLY, O_WRONLY, O_RDWR][rng.index(3)];
+        let fd_flags = access | abi::O_CLOEXEC;
+        let mut e = abi::Export {
+            id,
+            fd_flags,
+            ..Default::default()
+        };
+        let op = format!("EXPORT id={id} fd_flags={fd_flags:#o} on a read-only file");
+        let allowed = if access == O_RDONLY {
+            Allowed::success(&[Errno::NOMEM, Errno::MFILE, Errno::NFILE])
+        } else {
+            Allowed::failure(&[Errno::ACCESS])
+        };
+        let res = ro.ioctl(&mut e).map_err(|e| e.errno());
+        if allowed.judge(&op, res)?.is_none() {
+            return Ok(());
+        }
+        let contents = Rc::new(RefCell::new(vec![PageState::Zero]));
+        let k = self.adopt_dmabuf(&op, e.fd, fd_flags, id, self.env.page64(), contents)?;
+        let info = ro
+            .info(id)
+            .map_err(|e| Failure::new(&format!("{op}: INFO after"), "success", e.to_string()))?;
+        if info.dmabufs != 1 {
+            return Err(Failure::new(
+                &format!("{op}: INFO after"),
+                "dmabufs 1",
+                info.dmabufs.to_string(),
+            ));
+        }
+        // Now only the dma-buf holds the buffer.
+        drop(ro);
+        let op = format!("{op}, after the file's close");
+        let d = &self.dmabufs[k];
+        Allowed::failure(&[Errno::ACCESS]).judge(
+            &format!("{op}: mmap read-write"),
+            d.buf.map().map_err(|e| e.errno()),
+        )?;
+        let len = self.env.page;
+        // SAFETY: a fresh shared mapping at an address the kernel picks replaces nothing.
+        let res = unsafe {
+            rustix::mm::mmap(
+                core::ptr::null_mut(),
+                len,
+                ProtFlags::READ,
+                MapFlags::SHARED,
+                &d.buf,
+                0,
+            )
+        };
+        let what = format!("{op}: mmap read-only");
+        let Some(ptr) = Allowed::success(&[Errno::NOMEM]).judge(&what, res)? else {
+            return Ok(());
+        };
+        // SAFETY: `ptr` is the readable page just mapped, which nothing else refers to; the
+        // slice is not used after the munmap below.
+        let seen = check_state(
+            unsafe { std::slice::from_raw_parts(ptr as *const u8, len) },
+            PageState::Zero,
+        );
+        // SAFETY: the mapping is ours and no reference into it is alive.
+        let _ = unsafe { rustix::mm::munmap(ptr, len) };
+        seen.map_err(|wrong| {
+            Failure::new(&what, describe_state(PageState::Zero), wrong.to_string())
+        })
+    }
+
+    /// Checks the descriptor of a successful EXPORT (`fd_flags` asked, a dma-buf of `size`
+    /// bytes) and adds the dma-buf of buffer `id` to the model; returns its index.
+    fn adopt_dmabuf(
+        &mut self,
+        op: &str,
+        fd: i32,
+        fd_flags: u32,
+        id: u64,
+        size: u64,
+        contents: Contents,
+    ) -> Result<usize, Failure> {
+        if fd < 0 {
+            return Err(Failure::new(op, "a file descriptor >= 0", fd.to_string()));
+        }
+        // SAFETY: the kernel installed `fd` for this process in the EXPORT that just returned,
+        // and nothing else in the process knows of it.
+        let fd = unsafe { OwnedFd::from_raw_fd(fd) };
+        let want = (fd_flags & abi::O_CLOEXEC != 0, fd_flags & abi::O_ACCMODE);
+        let seen = (
+            rustix::io::fcntl_getfd(&fd).map(|f| f.contains(FdFlags::CLOEXEC)),
+            rustix::fs::fcntl_getfl(&fd).map(|f| f.bits() & abi::O_ACCMODE),
+        );
+        if seen != (Ok(want.0), Ok(want.1)) {
+            return Err(Failure::new(
+                op,
+                format!("close-on-exec {}, access mode {}", want.0, want.1),
+                format!("close-on-exec {:?}, access mode {:?}", seen.0, seen.1),
+            ));
+        }
+        let buf = DmaBuf::from_fd(fd)
+            .map_err(|e| Failure::new(op, "lseek of the dma-buf to succeed", e.to_string()))?;
+        if buf.size() != size {
+            return Err(Failure::new(
+                op,
+                format!("a dma-buf of {size:#x} bytes"),
+                format!("{:#x} bytes", buf.size()),
+            ));
+        }
+        let serial = self.next_serial;
+        self.next_serial += 1;
+        self.dmabufs.push(DmaBufModel {
+            buf,
+            serial,
+            id,
+            access: want.1,
+            contents,
+        });
+        Ok(self.dmabufs.len() - 1)
+    }
+
+    /// The mappings of dma-bufs, as (index in `maps`, the dma-buf's serial).
+    fn dmabuf_maps(&self) -> Vec<(usize, u64)> {
+        self.maps
+            .iter()
+            .enumerate()
+            .filter_map(|(i, m)| Some((i, m.dmabuf?)))
+            .collect()
+    }
+
+    /// mmap of held dma-buf `k` (whole, shared, read-write): a read-write dma-buf maps, of a
+    /// live buffer or a freed one alike; the others are refused with EACCES.
+    fn map_dmabuf(&mut self, k: usize, rng: &mut Rng) -> Result<(), Failure> {
+        if self.maps.len() >= MAX_MAPPINGS {
+            drop(self.maps.swap_remove(rng.index(self.maps.len())));
+        }
+        let d = &self.dmabufs[k];
+        let op = format!(
+            "mmap of dma-buf {} (id {}, access mode {})",
+            d.serial, d.id, d.access
+        );
+        let allowed = if d.access == O_RDWR {
+            Allowed::success(&[Errno::NOMEM])
+        } else {
+            Allowed::failure(&[Errno::ACCESS])
+        };
+        let Some(map) = allowed.judge(&op, d.buf.map().map_err(|e| e.errno()))? else {
+            return Ok(());
+        };
+        let page = self.env.page;
+        let len = map.len();
+        let m = MapModel {
+            map,
+            id: d.id,
+            first_page: 0,
+            len,
+            page,
+            vmas: vec![Vma {
+                start: 0,
+                end: len.div_ceil(page),
+                prot: Prot::ReadWrite,
+            }],
+            contents: d.contents.clone(),
+            dmabuf: Some(d.serial),
+        };
+        self.maps.push(m);
+        Ok(())
+    }
+
+    /// Checks a run of readable pages of a dma-buf mapping against the model, sometimes after
+    /// writing fresh patterns into a run of writable pages of it; while the buffer is in the
+    /// file, `pread` of the device must see the first page checked as the mapping does. With no
+    /// dma-buf mapping, maps a held dma-buf instead.
+    fn dmabuf_check(&mut self, rng: &mut Rng) -> Result<(), Failure> {
+        let via = self.dmabuf_maps();
+        if via.is_empty() {
+            if self.dmabufs.is_empty() {
+                return Ok(());
+            }
+            let k = rng.index(self.dmabufs.len());
+            return self.map_dmabuf(k, rng);
+        }
+        let (i, serial) = via[rng.index(via.len())];
+        let m = &mut self.maps[i];
+        if rng.one_in(3) {
+            if let Some((p, end)) = m.random_page(rng, true) {
+                let n = 1 + rng.index((end - p).min(MAX_TOUCH));
+                for page in p..p + n {
+                    m.write_page(page, rng.next());
+                }
+            }
+        }
+        let m = &self.maps[i];
+        let op = format!("CHECK through dma-buf {serial} of id {}", m.id);
+        let Some((p, end)) = m.random_page(rng, false) else {
+            return Ok(());
+        };
+        let n = 1 + rng.index((end - p).min(MAX_TOUCH));
+        for page in p..p + n {
+            m.check_page(page, &op)?;
+        }
+        let Some(b) = self.bufs.iter().find(|b| b.id == m.id) else {
+            return Ok(());
+        };
+        let page = m.first_page + p;
+        let state = m.contents.borrow()[page];
+        let what = format!("{op}: pread of buffer page {page}");
+        let mut bytes = vec![0; self.env.page];
+        let pos = b.offset + (page * self.env.page) as u64;
+        let res = self.dev.pread(pos, &mut bytes).map_err(|e| e.errno());
+        if let Some(got) = Allowed::success(&[]).judge(&what, res)? {
+            if got != bytes.len() {
+                return Err(Failure::new(
+                    &what,
+                    format!("{} bytes", bytes.len()),
+                    format!("{got} bytes"),
+                ));
+            }
+        }
+        check_state(&bytes, state)
+            .map_err(|wrong| Failure::new(&what, describe_state(state), wrong.to_string()))
+    }
+
+    /// DMA_BUF_IOCTL_SYNC of a held dma-buf, any direction, start or end: always succeeds.
+    fn dmabuf_sync(&mut self, rng: &mut Rng) -> Result<(), Failure> {
+        if self.dmabufs.is_empty() {
+            return Ok(());
+        }
+        let d = &self.dmabufs[rng.index(self.dmabufs.len())];
+        let dir = [SyncDir::Read, SyncDir::Write, SyncDir::ReadWrite][rng.index(3)];
+        let start = rng.one_in(2);
+        let op = format!(
+            "DMA_BUF_IOCTL_SYNC {dir:?} {} of dma-buf {} (id {})",
+            if start { "start" } else { "end" },
+            d.serial,
+            d.id
+        );
+        let res = d.buf.sync(dir, start).map_err(|e| e.errno());
+        Allowed::success(&[]).judge(&op, res)?;
+        Ok(())
+    }
+
+    /// SYNC of an own, stale or random id: byte ranges inside, to the end, empty, past the end
+    /// and overflowing; flags with READ and/or WRITE and START or END, without either, or with
+    /// unknown bits; sometimes a non-zero `reserved0`.
+    fn sync(&mut self, rng: &mut Rng) -> Result<(), Failure> {
+        let target = self.pick_target(rng);
+        let id = self.target_id(&target);
+        let page = self.env.page64();
+        let size = match target {
+            Target::Live(i) => self.bufs[i].size,
+            Target::Stale(s) => s.pages as u64 * page,
+            Target::Random(_) => rng.range(1, 16) * page,
+        };
+        let (offset, length) = match rng.below(12) {
+            0 => (0, 0),
+            1 => (size, 0),
+            2 => (size + rng.range(1, 2 * page), 0),
+            3 => {
+                let offset = rng.below(size);
+                (offset, size - offset + rng.range(1, 2 * page))
+            }
+            4 => (u64::MAX - rng.below(page), rng.range(1, 2 * page)),
+            5 => (rng.range(1, size), u64::MAX - rng.below(page)),
+            _ => {
+                let offset = rng.below(size);
+                let length = if rng.one_in(4) {
+                    0
+                } else {
+                    rng.range(1, size - offset + 1)
+                };
+                (offset, length)
+            }
+        };
+        let dir = [abi::SYNC_READ, abi::SYNC_WRITE, abi::SYNC_RW][rng.index(3)];
+        let end = if rng.one_in(2) {
+            abi::SYNC_END
+        } else {
+            abi::SYNC_START
+        };
+        let flags = match rng.below(10) {
+            0 => end,
+            1 => dir | end | 1 << rng.range(3, 32),
+            _ => dir | end,
+        };
+        let reserved0 = if rng.one_in(10) {
+            rng.next() as u32 | 1
+        } else {
+            0
+        };
+        let op = format!(
+            "SYNC id={id} offset={offset:#x} length={length:#x} flags={flags:#x} \
+             reserved0={reserved0:#x}{}",
+            match target {
+                Target::Live(_) => format!(" of a {size:#x}-byte buffer"),
+                _ => String::new(),
+            }
+        );
+        let mut errs = Vec::new();
+        if reserved0 != 0 || flags & !abi::SYNC_FLAGS != 0 || flags & abi::SYNC_RW == 0 {
+            errs.push(Errno::INVAL);
+        }
+        if let Target::Live(_) = target {
+            // Length 0 runs to the end; the range must hold at least one byte of the buffer.
+            let length = if length == 0 {
+                size.checked_sub(offset)
+            } else {
+                Some(length)
+            };
+            let inside = length
+                .is_some_and(|l| l > 0 && offset.checked_add(l).is_some_and(|end| end <= size));
+            if !inside {
+                errs.push(Errno::INVAL);
+            }
+        } else {
+            errs.push(Errno::NOENT);
+        }
+        errs.dedup();
+        let mut s = abi::Sync {
+            id,
+            offset,
+            length,
+            flags,
+            reserved0,
+        };
+        let res = self.dev.ioctl(&mut s).map_err(|e| e.errno());
+        Allowed::unless(errs, &[]).judge(&op, res)?;
+        Ok(())
+    }
+
+    /// Closes a held dma-buf's descriptor, with or without its mappings, or unmaps one mapping
+    /// of a dma-buf; INFO of its buffer, if still in the file, then counts the dma-bufs that
+    /// remain alive (a mapping keeps its dma-buf after the descriptor's close).
+    fn dmabuf_close(&mut self, rng: &mut Rng) -> Result<(), Failure> {
+        let via = self.dmabuf_maps();
+        let (id, op) = if !via.is_empty() && (self.dmabufs.is_empty() || rng.one_in(3)) {
+            let (i, serial) = via[rng.index(via.len())];
+            let m = self.maps.swap_remove(i);
+            let id = m.id;
+            drop(m);
+            (
+                id,
+                format!("munmap of a mapping of dma-buf {serial} of id {id}"),
+            )
+        } else if !self.dmabufs.is_empty() {
+            let d = self.dmabufs.swap_remove(rng.index(self.dmabufs.len()));
+            let unmap = rng.one_in(2);
+            if unmap {
+                self.maps.retain(|m| m.dmabuf != Some(d.serial));
+            }
+            let op = format!(
+                "close of dma-buf {} of id {}{}",
+                d.serial,
+                d.id,
+                if unmap { " and its mappings" } else { "" }
+            );
+            let id = d.id;
+            drop(d);
+            (id, op)
+        } else {
+            return Ok(());
+        };
+        match self.bufs.iter().position(|b| b.id == id) {
+            Some(i) => self.check_info(i, &format!("{op}: INFO after")),
+            None => Ok(()),
+        }
+    }
+
     // --- VERSION, WRITE, CHECK -----------------------------------------------------------
 
-    /// VERSION: the limits as at start, and live counters covering this worker's buffers.
+    /// The buffers whose memory this worker holds, as (id, size): its file's, and freed ones
+    /// that its mappings and dma-bufs keep.
+    fn held(&self) -> Vec<(u64, u64)> {
+        let page = self.env.page64();
+        let mut held: Vec<(u64, u64)> = self
+            .bufs
+            .iter()
+            .map(|b| (b.id, b.size))
+            .chain(
+                self.maps
+                    .iter()
+                    .map(|m| (m.id, m.contents.borrow().len() as u64 * page)),
+            )
+            .chain(self.dmabufs.iter().map(|d| (d.id, d.buf.size())))
+            .collect();
+        held.sort_unstable();
+        held.dedup_by_key(|h| h.0);
+        held
+    }
+
+    /// VERSION: the limits as at start, and live counters covering the buffers this worker
+    /// holds (freed ones its mappings and dma-bufs keep included).
     fn version(&mut self) -> Result<(), Failure> {
         let op = "VERSION";
         let v = self
             .dev
             .version()
             .map_err(|e| Failure::new(op, "success", errno_name(e.errno())))?;
-        let mine: u64 = self.bufs.iter().map(|b| b.size).sum();
+        let held = self.held();
+        let mine: u64 = held.iter().map(|&(_, size)| size).sum();
         let start = &self.env.version;
         let checks = [
             (
@@ -1783,8 +2387,8 @@ impl<'e> Model<'e> {
                 format!("{:?}", v.max_size),
             ),
             (
-                v.live_buffers >= self.bufs.len() as u64,
-                format!("live_buffers >= {}", self.bufs.len()),
+                v.live_buffers >= held.len() as u64,
+                format!("live_buffers >= {}", held.len()),
                 v.live_buffers.to_string(),
             ),
             (
@@ -1839,7 +2443,9 @@ impl<'e> Model<'e> {
 
     // --- the end -------------------------------------------------------------------------
 
-    /// Checks every live buffer's INFO, unmaps everything, checks again, and closes the file.
+    /// Checks every live buffer's INFO, unmaps everything, checks again, closes every dma-buf,
+    /// checks again, and closes the file: nothing of this worker holds memory afterwards, for
+    /// the final check of the live counters.
     fn finish(mut self) -> Result<(), Failure> {
         for i in 0..self.bufs.len() {
             self.check_info(i, "INFO at the end")?;
@@ -1847,6 +2453,10 @@ impl<'e> Model<'e> {
         self.maps.clear();
         for i in 0..self.bufs.len() {
             self.check_info(i, "INFO at the end, all unmapped")?;
+        }
+        self.dmabufs.clear();
+        for i in 0..self.bufs.len() {
+            self.check_info(i, "INFO at the end, all dma-bufs closed")?;
         }
         Ok(())
     }

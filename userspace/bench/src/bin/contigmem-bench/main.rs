@@ -13,6 +13,7 @@
 //! [`SECTIONS`], the others left empty in the report).
 
 mod alloc;
+mod cache;
 mod maptouch;
 mod meta;
 mod numa;
@@ -47,6 +48,9 @@ pub struct Plan {
     pub scale_debugfs: u64,
     /// Seconds the scale section may spend growing its population before it gives up.
     pub scale_budget_s: u64,
+    /// The PAGES and HUGE buffers of the cache-mode section.
+    pub cache_pages: u64,
+    pub cache_huge: u64,
 }
 
 const FULL: Plan = Plan {
@@ -59,6 +63,8 @@ const FULL: Plan = Plan {
     scale_close: 256_000,
     scale_debugfs: 1_000_000,
     scale_budget_s: 900,
+    cache_pages: 4 << 20,
+    cache_huge: 64 << 20,
 };
 
 const QUICK: Plan = Plan {
@@ -71,13 +77,16 @@ const QUICK: Plan = Plan {
     scale_close: 16_000,
     scale_debugfs: 16_000,
     scale_budget_s: 120,
+    cache_pages: 4 << 20,
+    cache_huge: 8 << 20,
 };
 
 /// The sections, in the order they run.
-pub const SECTIONS: [&str; 7] = [
+pub const SECTIONS: [&str; 8] = [
     "alloc",
     "maptouch",
     "transfer",
+    "cache",
     "onevsmany",
     "numa",
     "scale",
@@ -142,6 +151,10 @@ fn run(plan: Plan, accel: String, wanted: impl Fn(&str) -> bool) -> Result<(), S
     if wanted("transfer") {
         util::progress("mmap vs read()");
         report.transfer = transfer::run(&dev, &plan);
+    }
+    if wanted("cache") {
+        util::progress("cache modes (TCG does not model caches: faults and bytes are exact)");
+        report.cache = cache::run(&dev, &version, &plan, &mut report.meta.notes);
     }
     if wanted("onevsmany") {
         util::progress("one mmap vs many");

@@ -6,7 +6,7 @@
 use contigmem::{Buffer, Device, Kind};
 use contigmem_bench::schema::Transfer;
 
-use crate::util::{progress, timed};
+use crate::util::{copy_chunks, progress, pwrite_all, timed};
 use crate::Plan;
 
 const M1: usize = 1 << 20;
@@ -35,19 +35,6 @@ fn pread_all(buf: &Buffer, dst: &mut [u8], chunk: usize) -> Result<(), String> {
     Ok(())
 }
 
-/// Writes the whole buffer with `pwrite` calls of `chunk` bytes from `src`.
-fn pwrite_all(buf: &Buffer, src: &[u8], chunk: usize) -> Result<(), String> {
-    for (i, piece) in src.chunks(chunk).enumerate() {
-        let n = buf
-            .write_at((i * chunk) as u64, piece)
-            .map_err(|e| e.to_string())?;
-        if n != piece.len() {
-            return Err(format!("short pwrite: {n} of {}", piece.len()));
-        }
-    }
-    Ok(())
-}
-
 /// Reads the whole buffer sequentially: `lseek` to its cookie, then `read` calls of `chunk`.
 fn read_all(dev: &Device, buf: &Buffer, dst: &mut [u8], chunk: usize) -> Result<(), String> {
     let fd = dev.as_fd();
@@ -61,13 +48,6 @@ fn read_all(dev: &Device, buf: &Buffer, dst: &mut [u8], chunk: usize) -> Result<
         }
     }
     Ok(())
-}
-
-/// Copies `src` into `dst` in `chunk`-byte memcpys.
-fn copy_chunks(dst: &mut [u8], src: &[u8], chunk: usize) {
-    for (d, s) in dst.chunks_mut(chunk).zip(src.chunks(chunk)) {
-        d.copy_from_slice(s);
-    }
 }
 
 /// Copies `src` into `dst` in `chunk`-byte pieces with `rep movsb`, the instruction the kernel's
@@ -156,7 +136,7 @@ fn one_kind(dev: &Device, kind: Kind, size: u64, repeats: u32) -> Result<Vec<Tra
     row(
         "pwrite",
         M1,
-        best_of(repeats, || pwrite_all(&buf, &user, M1)),
+        best_of(repeats, || pwrite_all(&buf, &user, M1).map(drop)),
     )?;
     row(
         "read",

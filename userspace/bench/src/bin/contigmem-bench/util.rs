@@ -1,10 +1,11 @@
 // SPDX-License-Identifier: GPL-2.0
 
-//! What the measurements share: page-fault counts, timing, raw mappings, sysfs knobs.
+//! What the measurements share: page-fault counts, timing, raw mappings, sysfs knobs, copies
+//! into a buffer.
 
 use std::time::Instant;
 
-use contigmem::Errno;
+use contigmem::{Buffer, Errno};
 
 /// Prints a progress line on stderr.
 pub fn progress(what: &str) {
@@ -120,4 +121,27 @@ pub fn touch_range(addr: *mut u8, len: usize) {
         // store (and its page fault) happens.
         unsafe { addr.add(off).write_volatile(off as u8 | 1) };
     }
+}
+
+/// Copies `src` into `dst` in `chunk`-byte memcpys.
+pub fn copy_chunks(dst: &mut [u8], src: &[u8], chunk: usize) {
+    for (d, s) in dst.chunks_mut(chunk).zip(src.chunks(chunk)) {
+        d.copy_from_slice(s);
+    }
+}
+
+/// Writes the whole buffer with `pwrite` calls of `chunk` bytes from `src`; returns the bytes
+/// written (all of `src`: a short write is an error).
+pub fn pwrite_all(buf: &Buffer, src: &[u8], chunk: usize) -> Result<u64, String> {
+    let mut written = 0;
+    for (i, piece) in src.chunks(chunk).enumerate() {
+        let n = buf
+            .write_at((i * chunk) as u64, piece)
+            .map_err(|e| e.to_string())?;
+        if n != piece.len() {
+            return Err(format!("short pwrite: {n} of {}", piece.len()));
+        }
+        written += n as u64;
+    }
+    Ok(written)
 }
