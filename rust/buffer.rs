@@ -25,6 +25,7 @@ use kernel::{
 };
 
 use crate::{
+    dmabuf::Attached,
     ids::FileIds,
     introspect::{
         self,
@@ -42,7 +43,6 @@ use crate::{
         Listed, //
     },
     sys::{
-        dmabuf::SgTable,
         PAGE_SHIFT,
         PUD_SIZE, //
     },
@@ -161,8 +161,11 @@ pub(crate) struct Buffer {
     /// Bytes, a multiple of the page size.
     pub(crate) size: u64,
     pub(crate) uninit: bool,
-    /// Mapped with PMD/PUD entries on fault rather than page by page at mmap time.
+    /// Allocated with `HUGE_MAP`.
     pub(crate) huge_map: bool,
+    /// Mapped as a PFN map, with PTE, PMD and PUD entries on fault, rather than as normal pages:
+    /// `HUGE_MAP`, or a caching mode other than write-back (see `Request::pfn_map`).
+    pub(crate) pfn_map: bool,
     /// PUD entries may map it where its memory is 1 GiB-aligned: the file may see physical
     /// addresses, or the buffer was asked for 1 GiB-aligned. Otherwise where PUDs appear would
     /// tell bits 22-29 of the physical address that INFO hides.
@@ -179,7 +182,7 @@ pub(crate) struct Buffer {
     /// time the buffer drops; were it not (an importer that never detached), its tables are
     /// unmapped here, before the memory goes.
     #[pin]
-    pub(crate) attachments: Mutex<KVec<KBox<SgTable>>>,
+    pub(crate) attachments: Mutex<KVec<Attached>>,
     // Fields drop in order: the buffer leaves the registry, giving its id back (nothing can
     // name it any more: it is in no file's table and no VMA holds it), so debugfs never shows
     // memory that is being freed; then the memory is freed, and its bytes are given back to the
@@ -231,6 +234,7 @@ impl Buffer {
                 size: req.size,
                 uninit: req.uninit,
                 huge_map: req.huge_map,
+                pfn_map: req.pfn_map(),
                 pud_ok: owner.privileged || req.align >= PUD_SIZE,
                 strict_node: req.strict_node,
                 alloc_ns,

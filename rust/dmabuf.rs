@@ -6,8 +6,8 @@
 //! releases it, when its last file reference and its last importer are gone; FREE and close()
 //! of `/dev/contigmem` do not end it, as they do not end a mapping. Each attachment (an
 //! importer's device) gets its own scatter table of the buffer's pages, one entry per physically
-//! contiguous run, built when it attaches and DMA-mapped for its device while the importer maps
-//! it. CPU access brackets (`DMA_BUF_IOCTL_SYNC`) sync the mapped tables for the CPU and back.
+//! contiguous run or piece of one within the device's segment limit, built when it attaches and
+//! DMA-mapped for its device while the importer maps it. CPU access brackets (`DMA_BUF_IOCTL_SYNC`) sync the mapped tables for the CPU and back.
 //! The dma-buf maps into user space as the buffer does through `/dev/contigmem`, with the same
 //! VMA operations, and into the kernel at the memory's own kernel address (`vmap`).
 //!
@@ -36,6 +36,14 @@ use crate::{
         SgTable, //
     },
 };
+
+/// An attachment of one of a buffer's dma-bufs: its scatter table, and which dma-buf it
+/// belongs to (by address, for identity only), so that `release` can take what an importer
+/// left attached.
+pub(crate) struct Attached {
+    dmabuf: usize,
+    table: KBox<SgTable>,
+}
 
 /// What a dma-buf's private data points to.
 struct Export {
@@ -110,11 +118,12 @@ const OPS: bindings::dma_buf_ops = bindings::dma_buf_ops {
     ..unsafe { core::mem::zeroed() }
 };
 
-/// The scatter table of `buf`'s memory, one entry per physically contiguous run.
-fn table_of(buf: &Buffer) -> Result<SgTable> {
-    let nents = buf.memory.runs(|_, _| Ok(()))?;
+/// The scatter table of `buf`'s memory: one entry per physically contiguous run, or per piece of
+/// at most `max` bytes of it.
+fn table_of(buf: &Buffer, max: usize) -> Result<SgTable> {
+    let nents = buf.memory.runs(max, |_, _| Ok(()))?;
     let mut table = SgTable::new(nents)?;
-    buf.memory.runs(|page, len| {
+    buf.memory.runs(max, |page, len| {
         // SAFETY: The run is the buffer's memory, which the dma-buf holds (through `Export`)
         // for longer than the table lives (dropped at detach, at the latest at release).
         unsafe { table.push(page, len) }
@@ -135,14 +144,28 @@ unsafe extern "C" fn attach(
     dmabuf: *mut bindings::dma_buf,
     attachment: *mut bindings::dma_buf_attachment,
 ) -> core::ffi::c_int {
-    // SAFETY: By the safety requirements the dma-buf is ours and live.
-    let export = unsafe { export_of(dmabuf) };
-    let entry = table_of(&export.buf).and_then(|t| Ok(KBox::new(t, GFP_KERNEL)?));
+    // SAFETY: By the safety requirements the dma-buf is ours and live, and the attachment is
+    // valid, for the device that attaches (the core sets `dev` before it calls us).
+    let (export, dev) = unsafe { (export_of(dmabuf), (*attachment).dev) };
+    let Some(dev) = NonNull::new(dev) else {
+        return EINVAL.to_errno();
+    };
+    // No entry longer than the device's DMA segment limit (64 KiB unless its driver says
+    // otherwise): the DMA API refuses longer ones, and DMA-API debugging reports them. The
+    // entries of a contiguous run stay contiguous, which is what importers such as vb2-dma-contig
+    // check.
+    // SAFETY: `dev` is the attaching device, valid for this call.
+    let max = unsafe { dmabuf::max_segment(dev) };
+    let entry = table_of(&export.buf, max).and_then(|t| Ok(KBox::new(t, GFP_KERNEL)?));
     let entry = match entry {
         Ok(entry) => entry,
         Err(e) => return e.to_errno(),
     };
     let key: *const SgTable = &*entry;
+    let entry = Attached {
+        dmabuf: dmabuf as usize,
+        table: entry,
+    };
     let mut list = export.buf.attachments.lock();
     if let Err(e) = list.push(entry, GFP_KERNEL) {
         return Error::from(e).to_errno();
@@ -159,14 +182,14 @@ unsafe extern "C" fn attach(
 ///
 /// `attachment` is an attachment of the dma-buf `list` belongs to.
 unsafe fn find(
-    list: &KVec<KBox<SgTable>>,
+    list: &KVec<Attached>,
     attachment: *mut bindings::dma_buf_attachment,
 ) -> Option<usize> {
     // SAFETY: By the safety requirements the attachment is valid; `attach` set its key.
     let key = unsafe { (*attachment).priv_ }
         .cast::<SgTable>()
         .cast_const();
-    list.iter().position(|t| core::ptr::eq(&**t, key))
+    list.iter().position(|a| core::ptr::eq(&*a.table, key))
 }
 
 /// A device detaches: its table goes (unmapped first, should the importer not have).
@@ -211,7 +234,7 @@ unsafe extern "C" fn map_dma_buf(
     let Some(i) = (unsafe { find(&list, attachment) }) else {
         return EINVAL.to_ptr();
     };
-    let table = &mut list[i];
+    let table = &mut list[i].table;
     // SAFETY: The importer's device stays valid while it is attached, and the table is unmapped
     // at the latest when it detaches.
     match unsafe { table.map(dev, dir) } {
@@ -236,23 +259,16 @@ unsafe extern "C" fn unmap_dma_buf(
     let mut list = export.buf.attachments.lock();
     // SAFETY: The attachment is one of this dma-buf's.
     if let Some(i) = unsafe { find(&list, attachment) } {
-        list[i].unmap();
+        list[i].table.unmap();
     }
 }
 
-/// Syncs every DMA-mapped attachment of `buf`'s dma-bufs for the CPU (`for_cpu`) or back for
-/// its device.
-fn sync(buf: &Buffer, for_cpu: bool) {
-    for table in buf.attachments.lock().iter_mut() {
-        table.sync(for_cpu);
-    }
-}
-
-/// Syncs the part of every DMA-mapped attachment of `buf`'s dma-bufs that holds bytes
-/// `[offset, offset + len)` of the buffer (`len > 0`), for the CPU or back for the devices.
-pub(crate) fn sync_range(buf: &Buffer, offset: u64, len: u64, for_cpu: bool) {
-    for table in buf.attachments.lock().iter_mut() {
-        table.sync_range(offset, len, for_cpu);
+/// Syncs every DMA-mapped attachment of `buf`'s dma-bufs, whole, for the CPU (`for_cpu`) or
+/// back for its device: the DMA API syncs a mapped scatterlist as it was mapped (with DMA-API
+/// debugging, a sync of part of its entries is reported).
+pub(crate) fn sync(buf: &Buffer, for_cpu: bool) {
+    for a in buf.attachments.lock().iter_mut() {
+        a.table.sync(for_cpu);
     }
 }
 
@@ -339,5 +355,15 @@ unsafe extern "C" fn vunmap(_dmabuf: *mut bindings::dma_buf, _map: *mut bindings
 unsafe extern "C" fn release(dmabuf: *mut bindings::dma_buf) {
     // SAFETY: By the safety requirements the private data is the pointer `export` made, and this
     // is its last use.
-    drop(unsafe { take((*dmabuf).priv_.cast::<Export>()) });
+    let export = unsafe { take((*dmabuf).priv_.cast::<Export>()) };
+    // Every importer detached before the last reference went, unless one did not (the core
+    // warns of it): its tables go with this dma-buf, unmapped, rather than stay in the buffer's
+    // list for another dma-buf's syncs to reach with a device that may be gone. Dropping a
+    // table (a DMA unmap and a free) does not take the list's lock.
+    export
+        .buf
+        .attachments
+        .lock()
+        .retain(|a| a.dmabuf != dmabuf as usize);
+    drop(export);
 }

@@ -299,6 +299,12 @@ impl ContigmemFile {
         if uninit && !(privileged && sys::privileged()) {
             return Err(EPERM);
         }
+        // A caching mode other than write-back splits the kernel's direct map into 4 KiB pages
+        // for good (x86 does not merge them back) and flushes caches on every CPU: the
+        // machine's, as UNINIT memory is, so root's.
+        if cache != Cache::WriteBack && !(privileged && sys::privileged()) {
+            return Err(EPERM);
+        }
         // Slab memory comes from the kmalloc caches of ZONE_NORMAL (kmalloc refuses
         // `__GFP_DMA32` with a warning): no bound for it.
         if a.phys_limit != 0 && (a.phys_limit < PAGE_SIZE || !kind.takes_phys_limit()) {
@@ -379,7 +385,8 @@ impl ContigmemFile {
         }
         if buf.huge_map {
             flags |= abi::INFO_HUGE_MAP;
-        } else if buf.kind.pinnable() {
+        }
+        if !buf.pfn_map && buf.kind.pinnable() {
             flags |= abi::INFO_PINNABLE;
         }
         if buf.strict_node {
@@ -428,8 +435,8 @@ impl ContigmemFile {
         })
     }
 
-    /// SYNC: the bracket of a CPU access to a byte range of a buffer, for the device mappings
-    /// of its dma-bufs, then a full barrier (see `CONTIGMEM_IOC_SYNC`).
+    /// SYNC: the bracket of a CPU access to a byte range of a buffer: the device mappings of its
+    /// dma-bufs synced, then a full barrier (see `CONTIGMEM_IOC_SYNC`).
     fn sync(&self, arg: UserPtr) -> Result {
         let s: abi::Sync = UserSlice::new(arg, size_of::<abi::Sync>())
             .reader()
@@ -447,7 +454,8 @@ impl ContigmemFile {
             _ => return Err(EINVAL),
         }
         let for_cpu = s.flags & abi::SYNC_END == 0;
-        dmabuf::sync_range(&buf, s.offset, length, for_cpu);
+        // The range is checked; the device mappings are synced whole (see `dmabuf::sync`).
+        dmabuf::sync(&buf, for_cpu);
         sys::memory_barrier();
         Ok(())
     }
@@ -568,6 +576,14 @@ mod tests {
         a.flags = abi::ALLOC_UNINIT;
         assert_eq!(ContigmemFile::request(&a, false).map(|_| ()), Err(EPERM));
         assert_eq!(ContigmemFile::request(&a, true).map(|r| r.uninit), Ok(true));
+        let mut a = req(PAGE_SIZE, abi::KIND_PAGES);
+        a.cache = abi::CACHE_WC;
+        assert_eq!(ContigmemFile::request(&a, false).map(|_| ()), Err(EPERM));
+        a.cache = abi::CACHE_WB;
+        assert_eq!(
+            ContigmemFile::request(&a, false).map(|r| r.pfn_map()),
+            Ok(false)
+        );
     }
 
     #[test]

@@ -32,8 +32,7 @@ struct page *contigmem_pfn_to_page(unsigned long pfn);
 void contigmem_sg_set_page(struct scatterlist *sg, struct page *page, unsigned int len);
 void contigmem_dma_sync_sgtable(struct device *dev, struct sg_table *sgt, int dir, bool for_cpu);
 void contigmem_iosys_map_set_vaddr(struct iosys_map *map, void *vaddr);
-void contigmem_dma_sync_sg(struct device *dev, struct scatterlist *sgl, unsigned int nents,
-			   int dir, bool for_cpu);
+unsigned int contigmem_dma_max_seg_size(struct device *dev);
 bool contigmem_cache_modes(void);
 int contigmem_set_memory_cache(void *addr, int numpages, int mode);
 void contigmem_vma_set_cache(struct vm_area_struct *vma, int mode);
@@ -166,24 +165,16 @@ void contigmem_dma_sync_sgtable(struct device *dev, struct sg_table *sgt, int di
 		dma_sync_sgtable_for_device(dev, sgt, dir);
 }
 
+/* The longest scatterlist segment @dev takes (64 KiB unless its driver set dma_parms). */
+unsigned int contigmem_dma_max_seg_size(struct device *dev)
+{
+	return dma_get_max_seg_size(dev);
+}
+
 /* Points @map at the kernel address @vaddr of system memory. */
 void contigmem_iosys_map_set_vaddr(struct iosys_map *map, void *vaddr)
 {
 	iosys_map_set_vaddr(map, vaddr);
-}
-
-/*
- * As contigmem_dma_sync_sgtable(), for the first @nents entries of the mapped list @sgl: the
- * DMA API syncs whole entries (and, with an IOMMU bouncing through swiotlb, knows it from a mark
- * on the first entry, so a part of a list always starts there).
- */
-void contigmem_dma_sync_sg(struct device *dev, struct scatterlist *sgl, unsigned int nents,
-			   int dir, bool for_cpu)
-{
-	if (for_cpu)
-		dma_sync_sg_for_cpu(dev, sgl, nents, dir);
-	else
-		dma_sync_sg_for_device(dev, sgl, nents, dir);
 }
 
 /*

@@ -82,7 +82,7 @@ pub(crate) fn mmap(buf: Arc<Buffer>, vma: &VmaNew, first_page: u64) -> Result {
     vma.set_dontexpand();
     // Before anything is inserted: every entry takes the mode of the kernel's alias.
     sys::vma::set_cache(vma, buf.memory.cache());
-    let ops = if buf.huge_map {
+    let ops = if buf.pfn_map {
         // Nothing is mapped now: the fault handlers map PMDs and PUDs where they can.
         sys::vma::set_pfnmap(vma);
         &HUGE_VM_OPS
@@ -298,7 +298,7 @@ unsafe extern "C" fn vma_open(vma: *mut bindings::vm_area_struct) {
     let buf = unsafe { ArcBorrow::<Buffer>::from_raw((*vma).vm_private_data.cast::<Buffer>()) };
     let buf: Arc<Buffer> = buf.into();
     buf.mapped();
-    if buf.huge_map && buf.pud_ok && buf.pages() >= 1 << (bindings::PUD_SHIFT - PAGE_SHIFT) {
+    if buf.pfn_map && buf.pud_ok && buf.pages() >= 1 << (bindings::PUD_SHIFT - PAGE_SHIFT) {
         // A buffer large enough for PUD mappings: see `unmap_siblings` (mremap cannot move
         // them).
         // SAFETY: `vma` is one of our VMAs being opened by the kernel, which holds the mmap lock

@@ -151,6 +151,15 @@ pub(crate) struct Request {
 }
 
 impl Request {
+    /// Whether the buffer is mapped as a PFN map: with `HUGE_MAP`, and always in a caching mode
+    /// other than write-back. Mapped as normal pages, a write-combining page could be pinned
+    /// by other kernel code that maps it write-back for itself (vb2-vmalloc's USERPTR
+    /// `vm_map_ram`, io_uring's `vmap` of its rings): two aliases that disagree, which x86 does
+    /// not allow. `get_user_pages` refuses PFN maps, as it does graphics drivers' WC buffers.
+    pub(crate) fn pfn_map(&self) -> bool {
+        self.huge_map || self.cache != Cache::WriteBack
+    }
+
     /// The order of the buddy block a PAGES buffer is cut from: its size or its alignment,
     /// whichever is larger, rounded up to a power of two.
     fn pages_order(&self) -> u32 {
@@ -263,7 +272,7 @@ impl Memory {
             // A buffer of exactly one PMD-order block, mapped normally, is one folio: mapped
             // with a refcounted PMD, as a HUGE buffer.
             Kind::Pages
-                if !req.huge_map
+                if !req.pfn_map()
                     && req.pages_order() == sys::PMD_ORDER
                     && pages == 1 << sys::PMD_ORDER =>
             {
@@ -278,11 +287,11 @@ impl Memory {
             Kind::Huge => {
                 // alloc_contig_range() refuses __GFP_ACCOUNT: contiguous ranges are not charged
                 // to a memory cgroup, the byte caps bound them instead.
-                // Mapped with PFN entries (`huge_map`), the memory need not be folios; mapped
+                // Mapped with PFN entries (`pfn_map`), the memory need not be folios; mapped
                 // normally it is PMD-order folios, for refcounted PMD entries.
                 let align = (req.align >> PAGE_SHIFT) as usize;
                 let gfp = sys::gfp::ALLOC | zero | place;
-                Ok(Self::Pages(if req.huge_map {
+                Ok(Self::Pages(if req.pfn_map() {
                     PageRun::alloc_contig(pages, align, gfp, nid)?
                 } else {
                     PageRun::alloc_contig_folios(pages, align, gfp, nid)?
@@ -462,7 +471,8 @@ impl Memory {
     }
 
     /// Calls `f` with each physically contiguous run of the memory, in order: its first page and
-    /// its length in bytes, at most [`SEGMENT_MAX`] (a longer run comes in pieces). Returns the
+    /// its length in bytes, at most `max` (a multiple of the page size, at most [`SEGMENT_MAX`]:
+    /// a longer run comes in pieces). Returns the
     /// number of runs, or the first error of `f`.
     ///
     /// A slab object and a page run are one run (a slab object of whole pages starts a page: a
@@ -470,13 +480,15 @@ impl Memory {
     /// vmalloc memory is cut where one page's frame does not follow the last.
     pub(crate) fn runs(
         &self,
+        max: usize,
         mut f: impl FnMut(NonNull<RawPage>, usize) -> Result,
     ) -> Result<usize> {
+        let max = (max.min(SEGMENT_MAX) & !(PAGE_SIZE as usize - 1)).max(PAGE_SIZE as usize);
         let mut count = 0;
         let mut pieces = |first: NonNull<RawPage>, len: usize| -> Result {
             let mut done = 0;
             while done < len {
-                let n = SEGMENT_MAX.min(len - done);
+                let n = max.min(len - done);
                 // Pieces of a run stay within it: `struct page`s of contiguous frames are
                 // contiguous with SPARSEMEM_VMEMMAP, which the crate requires.
                 let page = first.as_ptr().wrapping_add(done >> PAGE_SHIFT);

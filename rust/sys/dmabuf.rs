@@ -152,36 +152,6 @@ impl SgTable {
         }
     }
 
-    /// As [`SgTable::sync`], for the entries that hold bytes `[offset, offset + len)` of the
-    /// memory (`len > 0`): the DMA API syncs whole entries, and a part of a mapped list must
-    /// start at its first entry (an IOMMU mapping bounced through swiotlb is marked there), so
-    /// this syncs the entries from the first to the last one the range reaches.
-    pub(crate) fn sync_range(&mut self, offset: u64, len: u64, for_cpu: bool) {
-        let Some((dev, dir)) = self.mapped else {
-            return;
-        };
-        let last_byte = offset.saturating_add(len.max(1) - 1);
-        let mut sg = self.table.sgl;
-        let mut start = 0u64;
-        let mut count = 0;
-        while count < self.filled {
-            count += 1;
-            // SAFETY: `sg` is entry `count - 1` of the table, one of the `filled` set entries.
-            let length = u64::from(unsafe { (*sg).length });
-            if last_byte < start + length || count == self.filled {
-                break;
-            }
-            start += length;
-            // SAFETY: `sg` is a valid entry that is not the last filled one, so `sg_next` steps
-            // to the next entry.
-            sg = unsafe { bindings::sg_next(sg) };
-        }
-        let nents = u32::try_from(count).unwrap_or(u32::MAX);
-        // SAFETY: By the type invariant the table is mapped for `dev` (valid) with `dir`; the
-        // first `count` of its entries are part of that mapping.
-        unsafe { contigmem_dma_sync_sg(dev.as_ptr(), self.table.sgl, nents, dir, for_cpu) };
-    }
-
     /// The table, for the importer.
     pub(crate) fn as_ptr(&mut self) -> *mut bindings::sg_table {
         &mut *self.table
@@ -195,6 +165,18 @@ impl Drop for SgTable {
         // longer mapped.
         unsafe { bindings::sg_free_table(&mut *self.table) };
     }
+}
+
+/// The longest scatterlist entry `dev` takes (`dma_get_max_seg_size`: 64 KiB unless its driver
+/// set a limit), at most [`SEGMENT_MAX`].
+///
+/// # Safety
+///
+/// `dev` must be a valid device.
+pub(crate) unsafe fn max_segment(dev: NonNull<bindings::device>) -> usize {
+    // SAFETY: By the safety requirements `dev` is valid; the call reads its DMA parameters.
+    let max = unsafe { contigmem_dma_max_seg_size(dev.as_ptr()) };
+    (max as usize).min(SEGMENT_MAX)
 }
 
 /// The `struct page` of page frame `pfn`.
@@ -276,6 +258,7 @@ pub(crate) unsafe fn export(
 #[allow(improper_ctypes)]
 extern "C" {
     fn contigmem_pfn_to_page(pfn: core::ffi::c_ulong) -> *mut bindings::page;
+    fn contigmem_dma_max_seg_size(dev: *mut bindings::device) -> core::ffi::c_uint;
     fn contigmem_sg_set_page(
         sg: *mut bindings::scatterlist,
         page: *mut bindings::page,
@@ -288,11 +271,4 @@ extern "C" {
         for_cpu: bool,
     );
     fn contigmem_iosys_map_set_vaddr(map: *mut bindings::iosys_map, vaddr: *mut core::ffi::c_void);
-    fn contigmem_dma_sync_sg(
-        dev: *mut bindings::device,
-        sgl: *mut bindings::scatterlist,
-        nents: core::ffi::c_uint,
-        dir: Direction,
-        for_cpu: bool,
-    );
 }

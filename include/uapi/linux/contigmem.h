@@ -65,7 +65,11 @@ enum contigmem_kind {
  * alias would keep write-back). On x86 the kernel's direct-map alias of the pages takes the same
  * attribute for the buffer's life (set_memory_wc/set_memory_uc, back to write-back before the
  * pages are freed), so every mapping of a page agrees under PAT: the user mappings, the
- * dma-buf's mappings and vmap, and read()/write(). contigmem_version.cache_modes has bit
+ * dma-buf's mappings and vmap, and read()/write(). Such buffers are mapped as PFN maps, as with
+ * CONTIGMEM_ALLOC_HUGE_MAP (PMD and PUD entries where aligned; get_user_pages cannot pin them,
+ * so no other kernel code maps them write-back), and need a file opened with CAP_SYS_ADMIN and
+ * a caller with it (EPERM): each splits the kernel's direct map into 4 KiB pages for good.
+ * contigmem_version.cache_modes has bit
  * (1 << mode) set for each mode the running kernel offers (write-back only without PAT; the
  * others get EOPNOTSUPP there).
  */
@@ -146,8 +150,8 @@ struct contigmem_info {
  * holds the buffer's memory for as long as it lives, as a mapping does (FREE and close() of
  * /dev/contigmem do not end it), and needs no access to /dev/contigmem: it can be mmapped, passed
  * to another process over a Unix socket and imported by drivers (V4L2, DRM, RDMA). Its importers
- * get one scatterlist segment per physically contiguous run (up to 2 GiB each). Every kind can be
- * exported. A dma-buf that can be written needs a file opened for writing (EACCES); the exporter
+ * get one scatterlist segment per physically contiguous run, cut at the importing device's DMA
+ * segment limit (dma_get_max_seg_size, 2 GiB at most). Every kind can be exported. A dma-buf that can be written needs a file opened for writing (EACCES); the exporter
  * name in /sys/kernel/debug/dma_buf/bufinfo is "contigmem".
  */
 struct contigmem_export {
@@ -162,11 +166,12 @@ struct contigmem_export {
  * (length 0: to its end), with the flags and meaning of DMA_BUF_IOCTL_SYNC (<linux/dma-buf.h>):
  * CONTIGMEM_SYNC_START before the CPU reads or writes what a device wrote, CONTIGMEM_SYNC_END
  * after, before a device uses it, with CONTIGMEM_SYNC_READ and/or CONTIGMEM_SYNC_WRITE for what
- * the CPU does. It syncs every device mapping of the buffer's dma-bufs that covers the range
- * (dma_sync_sg_for_cpu/for_device, whole scatterlist segments: where the DMA API bounces
- * through swiotlb or maintains caches) and ends with a full memory barrier (on x86, mfence:
- * write-combining buffers drained). On cache-coherent x86 with no bouncing that barrier is all
- * it does. A dma-buf's own DMA_BUF_IOCTL_SYNC syncs the same device mappings.
+ * the CPU does. The range must lie inside the buffer; every device mapping of the buffer's
+ * dma-bufs is synced whole (dma_sync_sgtable_for_cpu/for_device, as the DMA API syncs a mapped
+ * scatterlist: cache maintenance where the device is not coherent, the copy where swiotlb
+ * bounced), then a full memory barrier is issued (on x86, mfence: write-combining buffers
+ * drained). On cache-coherent x86 with no bouncing that barrier is all it does. A dma-buf's own
+ * DMA_BUF_IOCTL_SYNC syncs the same device mappings.
  */
 #define CONTIGMEM_SYNC_READ	(1U << 0)
 #define CONTIGMEM_SYNC_WRITE	(1U << 1)

@@ -47,6 +47,10 @@ pub fn register(tap: &mut Tap, version: &contigmem::Version) {
         "cache modes: wc and uc refused (EINVAL) for kmalloc, kzalloc and vmalloc",
         refused_kinds,
     );
+    tap.test_root(
+        "cache modes: wc and uc need a privileged file and caller (EPERM as nobody)",
+        unprivileged,
+    );
     tap.test(
         "SYNC: START and END, read, write and both, whole and part of buffers of every kind",
         sync_ranges,
@@ -54,8 +58,9 @@ pub fn register(tap: &mut Tap, version: &contigmem::Version) {
     tap.test("SYNC: bad requests get EINVAL or ENOENT", bad_syncs);
 }
 
-/// The buffers each mode is checked on: normal PTEs at mmap (64K PAGES), a refcounted PMD (2M
-/// PAGES, one folio), refcounted PMDs on fault (8M HUGE), PFN PMDs on fault (HUGE_MAP).
+/// The buffers each mode is checked on. Write-back: normal PTEs at mmap (64K PAGES), a
+/// refcounted PMD (2M PAGES, one folio), refcounted PMDs on fault (8M HUGE), PFN PMDs on fault
+/// (HUGE_MAP). Write-combining and uncached buffers are PFN maps always: PFN PTEs (64K) and PMDs.
 const CASES: [(Kind, u64, bool); 4] = [
     (Kind::Pages, 64 * K, false),
     (Kind::Pages, 2 * M, false),
@@ -190,6 +195,13 @@ fn mode_in_page_tables(kind: Kind, size: u64, huge_map: bool, mode: Cache) -> Ou
     let buf = dev.alloc_with(kind, size, &options).ctx("ALLOC")?;
     let info = buf.info().ctx("INFO")?;
     check_eq!(info.cache, mode, "INFO cache");
+    // Only write-back buffers mapped normally can be pinned: kernel code that pins pages maps
+    // them write-back for itself.
+    check_eq!(
+        info.pinnable,
+        mode == Cache::Wb && !huge_map,
+        "INFO pinnable"
+    );
     let phys = buf.phys_addr();
     check!(phys != 0, "root sees no physical address");
     let mut map = buf.map().ctx("mmap")?;
@@ -210,6 +222,14 @@ fn mode_in_page_tables(kind: Kind, size: u64, huge_map: bool, mode: Cache) -> Ou
     let pt = page_tables()?;
     pt.expect(map.addr() as u64, size, mode, true, "the user mapping")?;
     pt.expect(pt.direct_map + phys, size, mode, true, "the direct map")?;
+    if mode != Cache::Wb {
+        // get_user_pages refuses the PFN map: io_uring cannot register it as a fixed buffer.
+        match crate::sys::FixedRing::register(&map) {
+            Err(e) if e.contains("Bad address") || e.contains("os error 14") => {}
+            Err(e) => return Err(format!("io_uring register: expected EFAULT, saw {e}").into()),
+            Ok(_) => return Err("io_uring registered a write-combining mapping".into()),
+        }
+    }
     drop(map);
     buf.free().ctx("FREE")?;
     let pt = page_tables()?;
@@ -380,6 +400,35 @@ fn bad_syncs() -> Outcome {
         other.ioctl(&mut s),
         Errno::NOENT,
         "SYNC through another file",
+    )?;
+    Ok(())
+}
+
+/// A caller without `CAP_SYS_ADMIN` (root's file, used after dropping to nobody) gets EPERM for
+/// write-combining and uncached buffers, and still gets write-back ones.
+fn unprivileged() -> Outcome {
+    let dev = open()?;
+    crate::sys::fork(
+        |_| {
+            crate::sys::become_nobody()?;
+            for mode in [Cache::Wc, Cache::Uc] {
+                match dev.alloc_with(Kind::Pages, 64 * K, &AllocOptions::new().cache(mode)) {
+                    Err(e) if e.errno() == Errno::PERM => {}
+                    other => {
+                        return Err(format!(
+                            "ALLOC pages cache {mode} as nobody: expected EPERM, saw {:?}",
+                            other.map(|b| b.id())
+                        ))
+                    }
+                }
+            }
+            let buf = dev
+                .alloc_with(Kind::Pages, 64 * K, &AllocOptions::new().cache(Cache::Wb))
+                .map_err(|e| format!("ALLOC pages cache wb as nobody: {e}"))?;
+            drop(buf);
+            Ok(())
+        },
+        |_| Ok(()),
     )?;
     Ok(())
 }

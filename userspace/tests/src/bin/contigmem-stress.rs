@@ -422,6 +422,9 @@ fn alloc_errors(env: &Env, a: &abi::Alloc) -> Vec<Errno> {
     if a.flags & abi::ALLOC_UNINIT != 0 && !env.privileged {
         errs.push(Errno::PERM);
     }
+    if cache.is_some_and(|c| c != Cache::Wb) && !env.privileged {
+        errs.push(Errno::PERM);
+    }
     if errs.is_empty() && cache.is_some_and(|c| !env.version.cache_modes.contains(&c)) {
         errs.push(Errno::OPNOTSUPP);
     }
@@ -930,6 +933,13 @@ impl<'e> Model<'e> {
         };
         let strict_node = rng.one_in(4);
         let align = self.random_align(rng);
+        // Write-back mostly; write-combining or uncached now and then (EINVAL for the kinds
+        // other than pages and huge).
+        let cache = match rng.index(8) {
+            0 => Cache::Wc,
+            1 => Cache::Uc,
+            _ => Cache::Wb,
+        };
         let req = abi::Alloc {
             size,
             kind: kind.raw(),
@@ -941,6 +951,7 @@ impl<'e> Model<'e> {
                 },
             node: node.map_or(-1, |n| n as i32),
             align,
+            cache: cache.raw(),
             ..Default::default()
         };
         let op = describe_alloc("ALLOC", &req);
@@ -949,7 +960,8 @@ impl<'e> Model<'e> {
             .uninit(uninit)
             .node(node)
             .strict_node(strict_node)
-            .align(align);
+            .align(align)
+            .cache(cache);
         let res = self
             .dev
             .alloc_with(kind, size, &options)
