@@ -66,7 +66,7 @@ int main(void)
 	size_t page, off;
 	uint8_t *p, *q, mark;
 	off_t dmabuf_size;
-	int fd;
+	int fd, ret;
 
 	fd = open(DEVICE, O_RDWR | O_CLOEXEC);
 	if (fd < 0)
@@ -86,11 +86,21 @@ int main(void)
 	printf("version: ABI %u, page size %zu, kinds %#x, cache modes %#x\n", ver.abi_version,
 	       page, ver.kinds, ver.cache_modes);
 
-	/* Write-combining (x86 PAT) where the kernel offers it: pages and huge buffers take it. */
+	/*
+	 * Write-combining (x86 PAT) where the kernel offers it: pages and huge buffers take it, for
+	 * a caller with CAP_SYS_ADMIN (EPERM otherwise: then write-back).
+	 */
 	if (ver.cache_modes & (1U << CONTIGMEM_CACHE_WC))
 		alloc.cache = CONTIGMEM_CACHE_WC;
 
-	if (ioctl(fd, CONTIGMEM_IOC_ALLOC, &alloc) < 0)
+	ret = ioctl(fd, CONTIGMEM_IOC_ALLOC, &alloc);
+	if (ret < 0 && errno == EPERM && alloc.cache != CONTIGMEM_CACHE_WB) {
+		printf("alloc: cache %s needs CAP_SYS_ADMIN (EPERM); write-back instead\n",
+		       cache_names[alloc.cache]);
+		alloc.cache = CONTIGMEM_CACHE_WB;
+		ret = ioctl(fd, CONTIGMEM_IOC_ALLOC, &alloc);
+	}
+	if (ret < 0)
 		die("CONTIGMEM_IOC_ALLOC pages %lu bytes, cache %s: %s", BUFFER_SIZE,
 		    cache_names[alloc.cache], strerror(errno));
 	if (alloc.reserved_size < BUFFER_SIZE)
