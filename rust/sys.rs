@@ -167,7 +167,7 @@ unsafe fn set_memory_cache(addr: NonNull<u8>, pages: usize, mode: Cache) -> Resu
             contigmem_set_memory_cache(
                 addr.as_ptr().add(done << PAGE_SHIFT).cast(),
                 n as core::ffi::c_int,
-                mode.to_abi() as _,
+                mode.to_abi() as core::ffi::c_int,
             )
         };
         if ret != 0 {
@@ -1011,7 +1011,7 @@ pub(crate) mod vma {
         if mode != Cache::WriteBack {
             // SAFETY: The VMA is being set up in the mmap callback and is not shared yet (as in
             // `set_pfnmap`); nothing is mapped in it yet.
-            unsafe { contigmem_vma_set_cache(vma.as_ptr(), mode.to_abi() as _) };
+            unsafe { contigmem_vma_set_cache(vma.as_ptr(), mode.to_abi() as core::ffi::c_int) };
         }
     }
 

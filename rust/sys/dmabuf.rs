@@ -222,7 +222,7 @@ pub(crate) unsafe fn export(
     publish: impl FnOnce(i32) -> Result,
 ) -> core::result::Result<(), (Error, bool)> {
     let info = bindings::dma_buf_export_info {
-        exp_name: c"contigmem".as_ptr().cast(),
+        exp_name: c"contigmem".as_char_ptr(),
         owner: crate::THIS_MODULE.as_ptr(),
         ops,
         size,
