@@ -50,9 +50,9 @@ userspace:
 	@cd userspace && RUSTFLAGS="-C target-feature=+crt-static" \
 		cargo build --quiet --release --locked --target $(TARGET)
 
-examples: out/examples/contigmem-example
+examples: out/examples/contigmem-example out/examples/contigmem-edu
 
-out/examples/contigmem-example: examples/c/contigmem-example.c include/uapi/linux/contigmem.h
+out/examples/%: examples/c/%.c include/uapi/linux/contigmem.h
 	@echo "examples: cc -static $@"
 	@mkdir -p $(@D)
 	@$(CC) -static -O2 -Wall -Wextra -Werror -I include/uapi -o $@ $<

@@ -15,7 +15,8 @@
 # hold a whole aligned GiB; q35 holds 2 GiB less 128 KiB),
 # CPU (max,la57=off), MEM (4G), SMP (2), NODES (2: NUMA nodes; 1 for none; see the topology
 # below), TIMEOUT (600), LEAKCHECK (1: kmemleak scan at the end, ~30 s at 4G),
-# LOGDIR (out/$FLAVOUR/logs), QEMU_EXTRA, APPEND_EXTRA.
+# LOGDIR (out/$FLAVOUR/logs), EDU (1: QEMU's edu PCI device, whose DMA engine
+# examples/c/contigmem-edu.c drives; 0 for none), QEMU_EXTRA, APPEND_EXTRA.
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 repo=$(dirname "$here")
@@ -28,6 +29,10 @@ MEM=${MEM:-4G}
 SMP=${SMP:-2}
 NODES=${NODES:-2}
 TIMEOUT=${TIMEOUT:-600}
+EDU=${EDU:-1}
+# edu's DMA mask is 28 bits by default: it would clamp addresses above 256 MiB.
+edu=()
+[ "$EDU" = 1 ] && edu=(-device edu,dma_mask=0xffffffffffffffff)
 LEAKCHECK=${LEAKCHECK:-1}
 LOAD=1
 TAP=0
@@ -205,7 +210,7 @@ set +e
 # shellcheck disable=SC2086
 timeout -k 5 "$TIMEOUT" qemu-system-x86_64 -nodefaults -no-reboot -display none \
 	-machine "${MACHINE:-pc}" -accel "$accel" -cpu "${CPU:-max,la57=off}" -m "$MEM" -smp "$SMP,sockets=$SMP,cores=1,threads=1" \
-	${numa[@]+"${numa[@]}"} \
+	${numa[@]+"${numa[@]}"} ${edu[@]+"${edu[@]}"} \
 	-kernel "$KERNEL" -initrd "$work/initramfs.cpio" \
 	-append "console=ttyS0 panic=-1 oops=panic_off loglevel=7 printk.time=1 ${APPEND_EXTRA:-}" \
 	-serial "file:$console" -serial "file:$output" ${QEMU_EXTRA:-} < /dev/null

@@ -42,9 +42,11 @@ add "${p:-0} passed, ${f:-0} failed"
 
 echo "== guest: test suite"
 ko=$("$repo/qemu/module.sh") || { echo "test: module build failed"; echo "$passed passed, $((failed + 1)) failed"; exit 1; }
-example="$repo/out/examples/contigmem-example"	# make examples; the suite fails without it
 extra=()
-[ -f "$example" ] && extra=(--add "$example")
+# make examples; the suite fails without them
+for example in "$repo/out/examples/contigmem-example" "$repo/out/examples/contigmem-edu"; do
+	[ -f "$example" ] && extra+=(--add "$example")
+done
 # The 32-bit test program (needs the kernel source's nolibc, there once the module is built).
 if compat32=$("$repo/qemu/compat32.sh"); then
 	extra+=(--add "$compat32")

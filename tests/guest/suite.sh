@@ -67,7 +67,12 @@ prog() {
 	fi
 }
 # The C example (examples/c, only the uapi header and libc): ALLOC, mmap, pattern, INFO, FREE.
-prog "C example: alloc, mmap, pattern, info, free" /contigmem-example "run make examples"
+prog "C example: alloc, mmap, pattern, export, info, dma-buf sync, free" /contigmem-example \
+	"run make examples"
+# A device that DMAs (examples/c/contigmem-edu.c): QEMU's edu copies to and from kmalloc, pages
+# and huge buffers at the physical address ALLOC reported, across page boundaries.
+prog "edu device: DMA into and out of kmalloc, pages and huge buffers at their physical address" \
+	/contigmem-edu "run make examples"
 # A 32-bit process (tests/guest/compat32.c): ioctls, mmap2 page offsets, its file's 255 ids.
 prog "32-bit process: ALLOC, mmap2, pread64, INFO, FREE; 255 ids a file, ids reused" \
 	/contigmem-compat32 "qemu/compat32.sh failed"
