@@ -16,7 +16,8 @@
 # CPU (max,la57=off), MEM (4G), SMP (2), NODES (2: NUMA nodes; 1 for none; see the topology
 # below), TIMEOUT (600), LEAKCHECK (1: kmemleak scan at the end, ~30 s at 4G),
 # LOGDIR (out/$FLAVOUR/logs), EDU (1: QEMU's edu PCI device, whose DMA engine
-# examples/c/contigmem-edu.c drives; 0 for none), QEMU_EXTRA, APPEND_EXTRA.
+# examples/c/contigmem-edu.c drives; 0 for none), IOMMU (0; 1: a q35 machine with intel-iommu
+# in front of edu, booted with intel_iommu=on), QEMU_EXTRA, APPEND_EXTRA.
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 repo=$(dirname "$here")
@@ -33,6 +34,14 @@ EDU=${EDU:-1}
 # edu's DMA mask is 28 bits by default: it would clamp addresses above 256 MiB.
 edu=()
 [ "$EDU" = 1 ] && edu=(-device edu,dma_mask=0xffffffffffffffff)
+if [ "${IOMMU:-0}" = 1 ]; then
+	# intel-iommu needs q35, and comes before the devices it translates for.
+	MACHINE=q35
+	edu=(-device intel-iommu ${edu[@]+"${edu[@]}"})
+	# No interrupt remapping under TCG (it needs a split irqchip): VFIO must be told that
+	# interrupts are not isolated (the edu example uses none).
+	APPEND_EXTRA="${APPEND_EXTRA:-} intel_iommu=on vfio_iommu_type1.allow_unsafe_interrupts=1"
+fi
 LEAKCHECK=${LEAKCHECK:-1}
 LOAD=1
 TAP=0

@@ -57,6 +57,13 @@ MODULE="$ko" "$repo/qemu/run.sh" --timeout "${SUITE_TIMEOUT:-2400}" --tap --add 
 line=$(tail -n1 "$part")
 add "$line"
 
+echo "== guest: the edu example behind an IOMMU (q35, intel-iommu, VFIO)"
+# Its own boot: a 2 GiB q35 guest (below 4G), one node.
+IOMMU=1 NODES=1 MEM=2G MODULE="$ko" "$repo/qemu/run.sh" --timeout 600 --tap --add "$repo/tests/guest/tap.sh" \
+	--add "$repo/tests/guest/iommu.sh" ${extra[@]+"${extra[@]}"} --exec 'sh /iommu.sh' | tee "$part"
+line=$(tail -n1 "$part")
+add "$line"
+
 echo "== host: contigmem-report on the guest's quick benchmark"
 # The guest suite ran `contigmem-bench --quick`; render its JSON from the payload log.
 report_dir=$(mktemp -d)
