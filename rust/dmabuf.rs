@@ -33,6 +33,7 @@ use crate::{
     sys::dmabuf::{
         self,
         Direction,
+        SegmentLimits,
         SgTable, //
     },
 };
@@ -119,11 +120,11 @@ const OPS: bindings::dma_buf_ops = bindings::dma_buf_ops {
 };
 
 /// The scatter table of `buf`'s memory: one entry per physically contiguous run, or per piece of
-/// at most `max` bytes of it.
-fn table_of(buf: &Buffer, max: usize) -> Result<SgTable> {
-    let nents = buf.memory.runs(max, |_, _| Ok(()))?;
+/// one within `limits`.
+fn table_of(buf: &Buffer, limits: SegmentLimits) -> Result<SgTable> {
+    let nents = buf.memory.runs(limits, |_, _| Ok(()))?;
     let mut table = SgTable::new(nents)?;
-    buf.memory.runs(max, |page, len| {
+    buf.memory.runs(limits, |page, len| {
         // SAFETY: The run is the buffer's memory, which the dma-buf holds (through `Export`)
         // for longer than the table lives (dropped at detach, at the latest at release).
         unsafe { table.push(page, len) }
@@ -151,12 +152,15 @@ unsafe extern "C" fn attach(
         return EINVAL.to_errno();
     };
     // No entry longer than the device's DMA segment limit (64 KiB unless its driver says
-    // otherwise): the DMA API refuses longer ones, and DMA-API debugging reports them. The
-    // entries of a contiguous run stay contiguous, which is what importers such as vb2-dma-contig
-    // check.
+    // otherwise) or across its segment boundary: the DMA API refuses such entries, and DMA-API
+    // debugging reports them. The entries of a contiguous run stay contiguous, which is what
+    // importers such as vb2-dma-contig check.
     // SAFETY: `dev` is the attaching device, valid for this call.
-    let max = unsafe { dmabuf::max_segment(dev) };
-    let entry = table_of(&export.buf, max).and_then(|t| Ok(KBox::new(t, GFP_KERNEL)?));
+    let limits = match unsafe { SegmentLimits::of(dev) } {
+        Ok(limits) => limits,
+        Err(e) => return e.to_errno(),
+    };
+    let entry = table_of(&export.buf, limits).and_then(|t| Ok(KBox::new(t, GFP_KERNEL)?));
     let entry = match entry {
         Ok(entry) => entry,
         Err(e) => return e.to_errno(),

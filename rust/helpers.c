@@ -33,6 +33,8 @@ void contigmem_sg_set_page(struct scatterlist *sg, struct page *page, unsigned i
 void contigmem_dma_sync_sgtable(struct device *dev, struct sg_table *sgt, int dir, bool for_cpu);
 void contigmem_iosys_map_set_vaddr(struct iosys_map *map, void *vaddr);
 unsigned int contigmem_dma_max_seg_size(struct device *dev);
+u64 contigmem_dma_seg_boundary(struct device *dev);
+unsigned long contigmem_page_to_pfn(struct page *page);
 bool contigmem_cache_modes(void);
 int contigmem_set_memory_cache(void *addr, int numpages, int mode);
 void contigmem_vma_set_cache(struct vm_area_struct *vma, int mode);
@@ -169,6 +171,18 @@ void contigmem_dma_sync_sgtable(struct device *dev, struct sg_table *sgt, int di
 unsigned int contigmem_dma_max_seg_size(struct device *dev)
 {
 	return dma_get_max_seg_size(dev);
+}
+
+/* The mask of the addresses no scatterlist segment of @dev may cross (4 GiB - 1 for PCI). */
+u64 contigmem_dma_seg_boundary(struct device *dev)
+{
+	return dma_get_seg_boundary(dev);
+}
+
+/* The page frame number of @page, which the caller owns. */
+unsigned long contigmem_page_to_pfn(struct page *page)
+{
+	return page_to_pfn(page);
 }
 
 /* Points @map at the kernel address @vaddr of system memory. */

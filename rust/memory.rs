@@ -22,7 +22,7 @@ use crate::{
         dmabuf::{
             self,
             RawPage,
-            SEGMENT_MAX, //
+            SegmentLimits, //
         },
         Cache,
         PageRun,
@@ -471,8 +471,8 @@ impl Memory {
     }
 
     /// Calls `f` with each physically contiguous run of the memory, in order: its first page and
-    /// its length in bytes, at most `max` (a multiple of the page size, at most [`SEGMENT_MAX`]:
-    /// a longer run comes in pieces). Returns the
+    /// its length in bytes, within `limits` (a run longer than the limit, or across the
+    /// boundary, comes in pieces). Returns the
     /// number of runs, or the first error of `f`.
     ///
     /// A slab object and a page run are one run (a slab object of whole pages starts a page: a
@@ -480,15 +480,20 @@ impl Memory {
     /// vmalloc memory is cut where one page's frame does not follow the last.
     pub(crate) fn runs(
         &self,
-        max: usize,
+        limits: SegmentLimits,
         mut f: impl FnMut(NonNull<RawPage>, usize) -> Result,
     ) -> Result<usize> {
-        let max = (max.min(SEGMENT_MAX) & !(PAGE_SIZE as usize - 1)).max(PAGE_SIZE as usize);
         let mut count = 0;
         let mut pieces = |first: NonNull<RawPage>, len: usize| -> Result {
+            // SAFETY: `first` is a page of our memory.
+            let phys = unsafe { dmabuf::page_to_phys(first) };
             let mut done = 0;
             while done < len {
-                let n = max.min(len - done);
+                if count % sys::RESCHED_EVERY == sys::RESCHED_EVERY - 1 {
+                    sys::cond_resched();
+                }
+                // Whole pages: the limits are multiples of a page, and so is every boundary.
+                let n = limits.piece(phys + done as u64, len - done);
                 // Pieces of a run stay within it: `struct page`s of contiguous frames are
                 // contiguous with SPARSEMEM_VMEMMAP, which the crate requires.
                 let page = first.as_ptr().wrapping_add(done >> PAGE_SHIFT);

@@ -158,6 +158,11 @@ unsafe fn set_memory_cache(addr: NonNull<u8>, pages: usize, mode: Cache) -> Resu
     while done < pages {
         if done > 0 {
             cond_resched();
+            // A task being killed stops giving pages a mode; going back to write-back never
+            // stops (the pages must not be freed otherwise).
+            if mode != Cache::WriteBack && fatal_signal_pending() {
+                return Err(EINTR);
+            }
         }
         let n = CACHE_CHUNK.min(pages - done);
         // SAFETY: By the safety requirements the range is direct-mapped memory we own, and

@@ -58,8 +58,9 @@ line=$(tail -n1 "$part")
 add "$line"
 
 echo "== guest: the edu example behind an IOMMU (q35, intel-iommu, VFIO)"
-# Its own boot: a 2 GiB q35 guest (below 4G), one node.
-IOMMU=1 NODES=1 MEM=2G MODULE="$ko" "$repo/qemu/run.sh" --timeout 600 --tap --add "$repo/tests/guest/tap.sh" \
+# Its own boot: a 2 GiB q35 guest (below 4G), one node; its own logs (the report below reads
+# the suite's).
+IOMMU=1 NODES=1 MEM=2G LOGDIR="$repo/out/$FLAVOUR/iommu-logs" MODULE="$ko" "$repo/qemu/run.sh" --timeout 600 --tap --add "$repo/tests/guest/tap.sh" \
 	--add "$repo/tests/guest/iommu.sh" ${extra[@]+"${extra[@]}"} --exec 'sh /iommu.sh' | tee "$part"
 line=$(tail -n1 "$part")
 add "$line"

@@ -64,9 +64,12 @@ impl SgTable {
             return Err(EINVAL);
         }
         let mut table = KBox::new(bindings::sg_table::default(), GFP_KERNEL)?;
+        // Charged to the importer's memory cgroup, and failing rather than invoking the OOM
+        // killer: a 64 GiB buffer at 64 KiB segments is a million entries (32 MiB).
+        let gfp = crate::sys::gfp::ALLOC | crate::sys::gfp::ACCOUNT;
         // SAFETY: `table` is a zeroed `sg_table` we own; `sg_alloc_table` chains as many pages
         // of entries as `nents` needs and frees them itself when it fails.
-        let ret = unsafe { bindings::sg_alloc_table(&mut *table, nents_c, bindings::GFP_KERNEL) };
+        let ret = unsafe { bindings::sg_alloc_table(&mut *table, nents_c, gfp) };
         if ret != 0 {
             return Err(Error::from_errno(ret));
         }
@@ -167,16 +170,56 @@ impl Drop for SgTable {
     }
 }
 
-/// The longest scatterlist entry `dev` takes (`dma_get_max_seg_size`: 64 KiB unless its driver
-/// set a limit), at most [`SEGMENT_MAX`].
+/// What a device's scatterlist entries must keep to.
+#[derive(Clone, Copy)]
+pub(crate) struct SegmentLimits {
+    /// The longest entry, in bytes: the device's `dma_get_max_seg_size` (64 KiB unless its
+    /// driver set a limit), the DMA API's `dma_max_mapping_size` for it (swiotlb's 256 KiB where
+    /// it bounces), and [`SEGMENT_MAX`], whichever is least.
+    pub(crate) max: usize,
+    /// An entry may not cross a multiple of `boundary + 1` (`dma_get_seg_boundary`: 4 GiB for
+    /// PCI devices).
+    pub(crate) boundary: u64,
+}
+
+impl SegmentLimits {
+    /// The limits of `dev`; `EINVAL` if an entry could not hold one page.
+    ///
+    /// # Safety
+    ///
+    /// `dev` must be a valid device.
+    pub(crate) unsafe fn of(dev: NonNull<bindings::device>) -> Result<Self> {
+        // SAFETY: By the safety requirements `dev` is valid; the calls read its DMA parameters.
+        let (seg, mapping, boundary) = unsafe {
+            (
+                contigmem_dma_max_seg_size(dev.as_ptr()),
+                bindings::dma_max_mapping_size(dev.as_ptr()),
+                contigmem_dma_seg_boundary(dev.as_ptr()),
+            )
+        };
+        let page = kernel::page::PAGE_SIZE;
+        let max = (seg as usize).min(mapping).min(SEGMENT_MAX) & !(page - 1);
+        if max < page || boundary < page as u64 - 1 {
+            return Err(EINVAL);
+        }
+        Ok(Self { max, boundary })
+    }
+
+    /// The bytes an entry may take from physical address `phys` when `left` remain.
+    pub(crate) fn piece(&self, phys: u64, left: usize) -> usize {
+        let to_boundary = (self.boundary - (phys & self.boundary)).saturating_add(1);
+        (left.min(self.max) as u64).min(to_boundary) as usize
+    }
+}
+
+/// The physical address of `page`.
 ///
 /// # Safety
 ///
-/// `dev` must be a valid device.
-pub(crate) unsafe fn max_segment(dev: NonNull<bindings::device>) -> usize {
-    // SAFETY: By the safety requirements `dev` is valid; the call reads its DMA parameters.
-    let max = unsafe { contigmem_dma_max_seg_size(dev.as_ptr()) };
-    (max as usize).min(SEGMENT_MAX)
+/// `page` must be a valid page of memory the caller owns.
+pub(crate) unsafe fn page_to_phys(page: NonNull<bindings::page>) -> u64 {
+    // SAFETY: By the safety requirements the page is valid.
+    (unsafe { contigmem_page_to_pfn(page.as_ptr()) } as u64) << kernel::page::PAGE_SHIFT
 }
 
 /// The `struct page` of page frame `pfn`.
@@ -259,6 +302,8 @@ pub(crate) unsafe fn export(
 extern "C" {
     fn contigmem_pfn_to_page(pfn: core::ffi::c_ulong) -> *mut bindings::page;
     fn contigmem_dma_max_seg_size(dev: *mut bindings::device) -> core::ffi::c_uint;
+    fn contigmem_dma_seg_boundary(dev: *mut bindings::device) -> u64;
+    fn contigmem_page_to_pfn(page: *mut bindings::page) -> core::ffi::c_ulong;
     fn contigmem_sg_set_page(
         sg: *mut bindings::scatterlist,
         page: *mut bindings::page,

@@ -68,7 +68,10 @@ enum contigmem_kind {
  * dma-buf's mappings and vmap, and read()/write(). Such buffers are mapped as PFN maps, as with
  * CONTIGMEM_ALLOC_HUGE_MAP (PMD and PUD entries where aligned; get_user_pages cannot pin them,
  * so no other kernel code maps them write-back), and need a file opened with CAP_SYS_ADMIN and
- * a caller with it (EPERM): each splits the kernel's direct map into 4 KiB pages for good.
+ * a caller with it (EPERM): each splits the kernel's direct map into 4 KiB pages for good. As
+ * PFN maps, their mappings refuse MADV_DONTNEED (EINVAL). A hypervisor that maps a buffer into
+ * a guest (KVM, through a VMM's mmap) uses its own memory type for it, write-back for RAM:
+ * do not give WC or UC buffers to one.
  * contigmem_version.cache_modes has bit
  * (1 << mode) set for each mode the running kernel offers (write-back only without PAT; the
  * others get EOPNOTSUPP there).
