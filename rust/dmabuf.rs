@@ -6,8 +6,9 @@
 //! releases it, when its last file reference and its last importer are gone; FREE and close()
 //! of `/dev/contigmem` do not end it, as they do not end a mapping. Each attachment (an
 //! importer's device) gets its own scatter table of the buffer's pages, one entry per physically
-//! contiguous run or piece of one within the device's segment limit, built when it attaches and
-//! DMA-mapped for its device while the importer maps it. CPU access brackets (`DMA_BUF_IOCTL_SYNC`) sync the mapped tables for the CPU and back.
+//! contiguous run or piece of one within the device's segment limits, built when it attaches
+//! and DMA-mapped for its device while the importer maps it. CPU access brackets
+//! (`DMA_BUF_IOCTL_SYNC`) sync the mapped tables for the CPU and back.
 //! The dma-buf maps into user space as the buffer does through `/dev/contigmem`, with the same
 //! VMA operations, and into the kernel at the memory's own kernel address (`vmap`).
 //!

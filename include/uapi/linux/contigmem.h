@@ -154,7 +154,8 @@ struct contigmem_info {
  * /dev/contigmem do not end it), and needs no access to /dev/contigmem: it can be mmapped, passed
  * to another process over a Unix socket and imported by drivers (V4L2, DRM, RDMA). Its importers
  * get one scatterlist segment per physically contiguous run, cut at the importing device's DMA
- * segment limit (dma_get_max_seg_size, 2 GiB at most). Every kind can be exported. A dma-buf that can be written needs a file opened for writing (EACCES); the exporter
+ * segment limits (dma_get_max_seg_size, dma_get_seg_boundary, 2 GiB at most). Every kind can be
+ * exported. A dma-buf that can be written needs a file opened for writing (EACCES); the exporter
  * name in /sys/kernel/debug/dma_buf/bufinfo is "contigmem".
  */
 struct contigmem_export {
