@@ -114,9 +114,9 @@ const OPS: bindings::dma_buf_ops = bindings::dma_buf_ops {
     mmap: Some(mmap),
     vmap: Some(vmap),
     vunmap: Some(vunmap),
-    // SAFETY: All other callbacks are optional and null (`None`) is a valid value for them:
-    // without `pin` the dma-buf core treats our dma-bufs as pinned, whose attachments it maps
+    // Without `pin` the dma-buf core treats our dma-bufs as pinned, whose attachments it maps
     // under the reservation lock.
+    // SAFETY: All other callbacks are optional and null (`None`) is a valid value for them.
     ..unsafe { core::mem::zeroed() }
 };
 

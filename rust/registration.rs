@@ -69,10 +69,10 @@ impl<T: MiscDevice> Registration<T> {
                 // SAFETY: `this` points to the structure under construction, whose `fops` field
                 // was initialised above and is pinned as long as the registration lives.
                 let fops = unsafe { (*this.as_ptr()).fops.get() };
+                // The vtable's `open` casts the `miscdevice` to `MiscDeviceRegistration<T>`, a
+                // `#[repr(transparent)]` wrapper of `Opaque<miscdevice>`: the layout it expects.
                 // SAFETY: `slot` is valid for writes, and the misc core keeps the pointer until
-                // `misc_deregister` in `drop`. The vtable's `open` casts the `miscdevice` to
-                // `MiscDeviceRegistration<T>`, a `#[repr(transparent)]` wrapper of
-                // `Opaque<miscdevice>`, so our field has the layout it expects.
+                // `misc_deregister` in `drop`; the field has the layout `open` expects (above).
                 unsafe {
                     slot.write(bindings::miscdevice {
                         fops,

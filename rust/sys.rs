@@ -53,10 +53,10 @@ pub(crate) mod dmabuf;
 /// its opener's, which are the current task's during `open`. A task without the capability is
 /// refused quietly, so that a loop of calls writes no audit records.
 pub(crate) fn privileged() -> bool {
-    // SAFETY: `ns_capable_noaudit` reads the current task's credentials and, when it grants the
-    // capability, sets `PF_SUPERPRIV` in the current task's flags (the accounting of "used
-    // superuser privileges"), which only the current task touches; `init_user_ns` is a static
-    // of the kernel that lives for ever, and any capability number is accepted.
+    // When it grants the capability, `ns_capable_noaudit` sets `PF_SUPERPRIV` in the current
+    // task's flags (the accounting of "used superuser privileges"), which only that task touches.
+    // SAFETY: It reads the current task's credentials; `init_user_ns` is a static that lives for
+    // ever, and any capability number is accepted.
     unsafe {
         bindings::ns_capable_noaudit(
             core::ptr::addr_of_mut!(bindings::init_user_ns),
@@ -165,9 +165,9 @@ unsafe fn set_memory_cache(addr: NonNull<u8>, pages: usize, mode: Cache) -> Resu
             }
         }
         let n = CACHE_CHUNK.min(pages - done);
+        // The call changes only the attributes of the pages, splitting large direct-map pages.
         // SAFETY: By the safety requirements the range is direct-mapped memory we own, and
-        // `[done, done + n)` lies inside it; the call changes only the attributes of those pages
-        // (splitting large direct-map pages where needed).
+        // `[done, done + n)` lies inside it.
         let ret = unsafe {
             contigmem_set_memory_cache(
                 addr.as_ptr().add(done << PAGE_SHIFT).cast(),
@@ -369,9 +369,9 @@ impl RawAlloc {
             return Err(EINVAL);
         }
         let align = PAGE_SIZE as usize;
+        // `nid` is an online node or `NUMA_NO_NODE` (the caller's check): both allocators take it.
         // SAFETY: A null pointer asks for a new allocation; `size` is non-zero, `align` a power
-        // of two, `gfp` built from the kernel's flags and `nid` an online node or `NUMA_NO_NODE`
-        // (the caller's check; both allocators accept either).
+        // of two, `gfp` built from the kernel's flags and `nid` valid (above).
         let raw = unsafe {
             if vmalloc {
                 bindings::vrealloc_node_align(core::ptr::null(), size, align, gfp, nid)
@@ -437,10 +437,10 @@ impl RawAlloc {
 
 impl Drop for RawAlloc {
     fn drop(&mut self) {
-        // SAFETY: By the type invariant `ptr` is a live allocation of the matching allocator,
-        // owned by us; no VMA maps it any more (each VMA holds the buffer that owns this).
         // `vrealloc` to size 0 is `vfree` (which the bindings do not export), as the kernel
         // crate's `Vmalloc` allocator frees.
+        // SAFETY: By the type invariant `ptr` is a live allocation of the matching allocator,
+        // owned by us; no VMA maps it any more (each VMA holds the buffer that owns this).
         unsafe {
             if self.vmalloc {
                 let _ = bindings::vrealloc_node_align(
@@ -497,9 +497,9 @@ unsafe impl Sync for PageRun {}
 ///
 /// `page` must point to a valid `struct page` of memory the caller owns.
 unsafe fn page_to_pfn(page: NonNull<bindings::page>) -> u64 {
-    // SAFETY: By the safety requirements `page` is valid. On 64-bit kernels every page is in the
-    // direct map, so `kmap_local_page` returns its permanent address and `kunmap_local` is
-    // paired with it at once.
+    // On 64-bit kernels every page is in the direct map: `kmap_local_page` returns its
+    // permanent address.
+    // SAFETY: By the safety requirements `page` is valid; `kunmap_local` is paired at once.
     unsafe {
         let addr = bindings::kmap_local_page(page.as_ptr());
         let phys = bindings::slow_virt_to_phys(addr);
@@ -519,10 +519,10 @@ impl PageRun {
         if nid != NUMA_NO_NODE && !node_online(nid) {
             return Err(EINVAL);
         }
-        // SAFETY: `order` is at most `MAX_PAGE_ORDER` (checked above) and `gfp` is a set of GFP
-        // flags built by the caller from the kernel's constants. `alloc_pages` follows the
-        // task's memory policy; `__alloc_pages` takes `nid`, an online node (checked above: it
-        // indexes the node array with it), and a null nodemask means the zonelist's nodes.
+        // `alloc_pages` follows the task's memory policy; `__alloc_pages` indexes the node array
+        // with `nid`, and a null nodemask means the zonelist's nodes.
+        // SAFETY: `order` is at most `MAX_PAGE_ORDER` (checked above), `gfp` is built by the
+        // caller from the kernel's constants, and `nid` is an online node (checked above).
         let raw = unsafe {
             if nid == NUMA_NO_NODE {
                 bindings::alloc_pages(gfp, order)
@@ -602,10 +602,10 @@ impl PageRun {
             // here.
             return Err(EINVAL);
         }
+        // `__GFP_THISNODE` picks the node's no-fallback zonelist and is then ignored; a null
+        // nodemask means the zonelist's nodes.
         // SAFETY: `total` is non-zero, `gfp` holds only flags `alloc_contig_range` accepts (the
-        // caller builds it; `__GFP_THISNODE` picks the node's no-fallback zonelist and is then
-        // ignored), `nid` is an online node (checked above), and a null nodemask means the
-        // zonelist's nodes.
+        // caller builds it), and `nid` is an online node (checked above).
         let raw =
             unsafe { bindings::alloc_contig_pages_noprof(total, gfp, nid, core::ptr::null_mut()) };
         let base = NonNull::new(raw).ok_or(ENOMEM)?;
@@ -984,10 +984,9 @@ pub(crate) mod vma {
             return Err(EINVAL);
         }
         let mut num = pages.len();
-        // SAFETY: `vma` is a valid mixed-map VMA whose mmap lock is held for writing (we are in
-        // its mmap callback), the range lies inside it (checked above), and the caller passes
-        // valid pages of memory that outlives the VMA (the VMA holds the buffer owning them);
-        // `num` says how many there are.
+        // We are in the VMA's mmap callback; the VMA holds the buffer owning the pages.
+        // SAFETY: `vma` is a valid mixed-map VMA whose mmap lock is held for writing, the range
+        // lies inside it (checked above), and the `num` pages outlive the VMA.
         let ret =
             unsafe { bindings::vm_insert_pages(vma.as_ptr(), addr, pages.as_mut_ptr(), &mut num) };
         match ret {
@@ -1054,10 +1053,10 @@ pub(crate) mod vma {
             // Aligned, or the VMA cannot hold a PUD around `addr`: nothing straddles.
             return;
         }
-        // SAFETY: The mmap lock is held for writing (safety requirements), which is what
-        // `__vma_start_write` asserts; it waits out faults that hold the per-VMA lock and keeps
-        // new ones from taking it (they fall back to the mmap lock, which we hold), so no fault
-        // maps the PUD again before the split. It is idempotent if the VMA is write-locked.
+        // `__vma_start_write` waits out faults that hold the per-VMA lock and keeps new ones from
+        // taking it (they fall back to the mmap lock, which we hold), so no fault maps the PUD
+        // again before the split. It is idempotent if the VMA is write-locked.
+        // SAFETY: The mmap lock is held for writing (safety requirements), as it asserts.
         unsafe { bindings::__vma_start_write(vma.as_ptr(), bindings::TASK_UNINTERRUPTIBLE as i32) };
         // Clears the entries only: the memory is the buffer's, which the VMA holds.
         vma.zap_vma_range(start, span);
@@ -1203,11 +1202,11 @@ impl Fault {
     /// VMA holds its buffer), at the faulting address's place in the buffer.
     pub(crate) unsafe fn insert_page(&self, page: &kernel::page::Page) -> u32 {
         let addr = self.address() & !(PAGE_SIZE as usize - 1);
-        // SAFETY: The VMA is a valid mixed map (safety requirements). Without `map_pages` the
-        // fault code runs `fault` with the mmap lock held for reading (`vmf_can_call_fault`
-        // retries a per-VMA-lock fault under it), which is what `vm_insert_page` needs when
-        // `VM_MIXEDMAP` is already set (it then leaves the flags alone); `addr` lies in the VMA
-        // (it faulted there).
+        // Without `map_pages` the fault code runs `fault` with the mmap lock held for reading
+        // (`vmf_can_call_fault` retries a per-VMA-lock fault under it), which is what
+        // `vm_insert_page` needs when `VM_MIXEDMAP` is already set (it leaves the flags alone).
+        // SAFETY: The VMA is a valid mixed map (safety requirements) under the mmap lock
+        // (above), and `addr` lies in the VMA (it faulted there).
         let ret = unsafe { bindings::vm_insert_page(self.vma(), addr, page.as_ptr()) };
         Self::inserted(ret)
     }

@@ -196,9 +196,9 @@ unsafe extern "C" fn open<T: Table>(
     _inode: *mut bindings::inode,
     file: *mut bindings::file,
 ) -> c_int {
-    // SAFETY: `file` is being opened; the operations are a static that lives as long as the
-    // module, which the open file holds (`owner`); the size is that of the batch the
-    // callbacks cast the private data to.
+    // The operations are a static that lives as long as the module, which the open file holds.
+    // SAFETY: `file` is being opened; the operations live long enough (above); the size is that
+    // of the batch the callbacks cast the private data to.
     unsafe {
         bindings::seq_open_private(
             file,
@@ -277,10 +277,10 @@ impl<T: Table> File<T> {
         let parent = dir.dentry;
         pin_init!(Self {
             fops <- Opaque::ffi_init(move |slot: *mut bindings::file_operations| {
-                // SAFETY: `slot` is valid for writes while this field is initialised, and
-                // pinned for as long as the file exists (the owner removes `dir` first).
                 // `parent` is the directory's dentry (or an error pointer, which debugfs
                 // ignores); the name is NUL-terminated; the file has no private data.
+                // SAFETY: `slot` is valid for writes while this field is initialised, and
+                // pinned for as long as the file exists (the owner removes `dir` first).
                 unsafe {
                     slot.write(bindings::file_operations {
                         owner: module.as_ptr(),

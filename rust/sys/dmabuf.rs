@@ -273,9 +273,9 @@ pub(crate) unsafe fn export(
         resv: core::ptr::null_mut(),
         priv_,
     };
-    // SAFETY: `info` is a valid export request: a static name, our module (the dma-buf holds it
-    // while it lives, so the callbacks stay loaded), callbacks that accept `priv_` (the safety
-    // requirements), a page-multiple size and file flags; a null `resv` asks for a new one.
+    // The dma-buf holds our module while it lives, so the callbacks stay loaded.
+    // SAFETY: `info` is a valid export request: a static name, our module, callbacks that accept
+    // `priv_` (the safety requirements), a page-multiple size and file flags; a null `resv`.
     let dmabuf = unsafe { bindings::dma_buf_export(&info) };
     let dmabuf = match kernel::error::from_err_ptr(dmabuf) {
         Ok(d) => d,
